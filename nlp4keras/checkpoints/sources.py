@@ -1,0 +1,87 @@
+"""Finding and opening a checkpoint from whatever the user passes."""
+
+import os
+
+from nlp4keras.checkpoints.base import CheckpointReader, DictReader
+from nlp4keras.checkpoints.errors import CheckpointError
+
+# File names looked for inside a folder, in order of preference.
+_FOLDER_CANDIDATES = (
+    "model.safetensors.index.json",
+    "model.safetensors",
+    "pytorch_model.bin.index.json",
+    "pytorch_model.bin",
+)
+
+
+def _open_safetensors(path):
+    from nlp4keras.checkpoints.safetensors_io import SafetensorsReader
+
+    return SafetensorsReader(path)
+
+
+def _open_torch_bin(path):
+    from nlp4keras.checkpoints.torch_bin import TorchBinReader
+
+    return TorchBinReader(path)
+
+
+def _open_tf(path):
+    from nlp4keras.checkpoints.tf_bundle import TFCheckpointReader
+
+    return TFCheckpointReader(path)
+
+
+def _open_index(path):
+    from nlp4keras.checkpoints.safetensors_io import ShardedReader
+
+    shard_opener = _open_safetensors if ".safetensors" in os.path.basename(path) else _open_torch_bin
+    return ShardedReader(path, shard_opener)
+
+
+def _open_file(path):
+    name = os.path.basename(path)
+    if name.endswith(".index.json"):
+        return _open_index(path)
+    if name.endswith(".safetensors"):
+        return _open_safetensors(path)
+    if name.endswith((".bin", ".pt", ".pth")):
+        return _open_torch_bin(path)
+    if name.endswith(".index") or ".data-" in name:
+        return _open_tf(path)
+    raise CheckpointError(
+        f"cannot tell the checkpoint format of {path}: expected .safetensors, "
+        ".bin/.pt/.pth, a *.index.json shard index or a TF checkpoint (.index)")
+
+
+def _open_folder(path):
+    for candidate in _FOLDER_CANDIDATES:
+        if os.path.isfile(os.path.join(path, candidate)):
+            return _open_file(os.path.join(path, candidate))
+    entries = os.listdir(path)
+    if any(entry.endswith(".index") for entry in entries) or "checkpoint" in entries:
+        return _open_tf(path)
+    raise CheckpointError(
+        f"no checkpoint found in folder {path}: looked for {', '.join(_FOLDER_CANDIDATES)} "
+        "and TF checkpoint files (*.index)")
+
+
+def open_checkpoint(checkpoint):
+    """A CheckpointReader for a path (file, folder or TF prefix), a dict of
+    arrays, or an already open reader (returned as is)."""
+    if isinstance(checkpoint, CheckpointReader):
+        return checkpoint
+    if isinstance(checkpoint, dict):
+        return DictReader(checkpoint)
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(
+            "checkpoint must be a path, a dict of arrays or a CheckpointReader, "
+            f"got {type(checkpoint).__name__}")
+    path = os.fspath(checkpoint)
+    if os.path.isdir(path):
+        return _open_folder(path)
+    if os.path.isfile(path):
+        return _open_file(path)
+    if os.path.isfile(path + ".index"):
+        return _open_tf(path)
+    raise CheckpointError(f"checkpoint not found: {path}")

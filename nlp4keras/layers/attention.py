@@ -1,0 +1,134 @@
+"""Multi-head attention: one layer for every model family."""
+
+import keras
+from keras import ops
+
+from nlp4keras.backend import attention_scale, infinity
+from nlp4keras.layers.base import Layer, first_mask, serializable
+
+
+def _is_bool(x):
+    return "bool" in str(x.dtype)
+
+
+@serializable
+class MultiHeadAttention(Layer):
+    """Multi-head scaled dot-product attention with bert4keras' interface.
+
+    Inputs: [q, k, v, *extras]. Each extra is either a boolean mask
+    (True = may attend) or a float additive bias, broadcastable to
+    [batch, heads, q_len, k_len]; masks are AND-ed, biases summed. The Keras
+    mask of `v` (padding) always applies on top.
+
+    Weights, in the order Google checkpoints list them: q kernel/bias, k, v,
+    o. Uses `keras.ops.dot_product_attention` (fused kernels) unless attention
+    dropout is active (training with attention_dropout > 0), logits are
+    requested (`return_attention_scores`, used by RealFormer) or key_size
+    differs from head_size; then an explicit softmax path runs, with the
+    softmax in float32.
+    """
+
+    def __init__(self, heads, head_size, out_dim=None, key_size=None, use_bias=True,
+                 attention_scale=True, attention_dropout=None,
+                 return_attention_scores=False, kernel_initializer="glorot_uniform",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.heads = int(heads)
+        self.head_size = int(head_size)
+        self.out_dim = out_dim
+        self.key_size = int(key_size or head_size)
+        self.use_bias = use_bias
+        self.attention_scale = attention_scale
+        self.attention_dropout = attention_dropout or 0.0
+        self.return_attention_scores = return_attention_scores
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.dropout = keras.layers.Dropout(self.attention_dropout) if self.attention_dropout else None
+
+    def build(self, input_shape):
+        q_dim, k_dim, v_dim = (shape[-1] for shape in input_shape[:3])
+        out_dim = self.out_dim or q_dim
+        qk_units = self.heads * self.key_size
+        v_units = self.heads * self.head_size
+        for prefix, in_dim, units in (("q", q_dim, qk_units), ("k", k_dim, qk_units),
+                                      ("v", v_dim, v_units), ("o", v_units, out_dim)):
+            setattr(self, prefix + "_kernel", self.add_weight(
+                name=prefix + "_kernel", shape=(in_dim, units),
+                initializer=self.kernel_initializer))
+            if self.use_bias:
+                setattr(self, prefix + "_bias", self.add_weight(
+                    name=prefix + "_bias", shape=(units,), initializer="zeros"))
+
+    def _project(self, x, prefix, size):
+        y = ops.matmul(x, getattr(self, prefix + "_kernel"))
+        if self.use_bias:
+            y = y + getattr(self, prefix + "_bias")
+        if size is None:
+            return y
+        return ops.reshape(y, ops.shape(y)[:-1] + (self.heads, size))
+
+    def _mask_and_bias(self, extras, mask):
+        attn_mask, bias = None, None
+        v_mask = mask[2] if isinstance(mask, (list, tuple)) and len(mask) > 2 else None
+        if v_mask is not None:
+            attn_mask = ops.cast(v_mask, "bool")[:, None, None, :]
+        for extra in extras:
+            if _is_bool(extra):
+                attn_mask = extra if attn_mask is None else ops.logical_and(attn_mask, extra)
+            else:
+                bias = extra if bias is None else bias + extra
+        return attn_mask, bias
+
+    def call(self, inputs, mask=None, training=None):
+        q, k, v = inputs[:3]
+        attn_mask, bias = self._mask_and_bias(inputs[3:], mask)
+        q = self._project(q, "q", self.key_size)
+        k = self._project(k, "k", self.key_size)
+        v = self._project(v, "v", self.head_size)
+        scale = attention_scale(self.key_size) if self.attention_scale else 1.0
+        dropout_active = self.dropout is not None and bool(training)
+        if dropout_active or self.return_attention_scores or self.key_size != self.head_size:
+            o, logits = self._explicit_attention(q, k, v, attn_mask, bias, scale, training)
+        else:
+            o = ops.dot_product_attention(q, k, v, bias=bias, mask=attn_mask, scale=scale)
+            logits = None
+        o = ops.reshape(o, ops.shape(o)[:-2] + (self.heads * self.head_size,))
+        o = self._project(o, "o", None)
+        return [o, logits] if self.return_attention_scores else o
+
+    def _explicit_attention(self, q, k, v, attn_mask, bias, scale, training):
+        logits = ops.einsum("bqhd,bkhd->bhqk", q, k) * ops.cast(scale, q.dtype)
+        if bias is not None:
+            logits = logits + ops.cast(bias, logits.dtype)
+        scores = ops.cast(logits, "float32")
+        if attn_mask is not None:
+            scores = ops.where(attn_mask, scores, -infinity())
+        probs = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
+        if self.dropout is not None:
+            probs = self.dropout(probs, training=training)
+        return ops.einsum("bhqk,bkhd->bqhd", probs, v), logits
+
+    def compute_mask(self, inputs, mask=None):
+        q_mask = first_mask(mask)
+        return [q_mask, None] if self.return_attention_scores else q_mask
+
+    def compute_output_shape(self, input_shape):
+        q_shape, k_shape = input_shape[0], input_shape[1]
+        out = tuple(q_shape[:-1]) + (self.out_dim or q_shape[-1],)
+        if not self.return_attention_scores:
+            return out
+        return [out, (q_shape[0], self.heads, q_shape[1], k_shape[1])]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            heads=self.heads,
+            head_size=self.head_size,
+            out_dim=self.out_dim,
+            key_size=self.key_size,
+            use_bias=self.use_bias,
+            attention_scale=self.attention_scale,
+            attention_dropout=self.attention_dropout,
+            return_attention_scores=self.return_attention_scores,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config

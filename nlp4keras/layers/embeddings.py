@@ -1,0 +1,166 @@
+"""Token and position embeddings."""
+
+import keras
+from keras import ops
+
+from nlp4keras.layers.base import Layer, first_mask, serializable
+
+
+@serializable
+class Embedding(Layer):
+    """Token embedding whose matrix doubles as the tied output projection.
+
+    `call(ids)` looks rows up; `call(hidden, mode='dense')` multiplies by the
+    transposed matrix (the MLM / LM head of BERT-style models). Positions
+    holding `pad_token_id` are masked (`mask_zero=True` means pad_token_id=0);
+    with neither, no mask is produced.
+    """
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
+                 mask_zero=False, pad_token_id=None, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        if pad_token_id is None and mask_zero:
+            pad_token_id = 0
+        self.pad_token_id = None if pad_token_id is None else int(pad_token_id)
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.input_dim, self.output_dim),
+            initializer=self.embeddings_initializer,
+        )
+
+    def call(self, inputs, mode="embedding"):
+        if mode == "embedding":
+            if "int" not in str(inputs.dtype):
+                inputs = ops.cast(inputs, "int32")
+            return ops.take(self.embeddings, inputs, axis=0)
+        if mode == "dense":
+            return ops.matmul(inputs, ops.transpose(ops.cast(self.embeddings, inputs.dtype)))
+        raise ValueError(f"Embedding mode must be 'embedding' or 'dense', got {mode!r}")
+
+    def compute_mask(self, inputs, mask=None):
+        # Float input means the tied head (mode='dense'): keep the incoming mask.
+        if "float" in str(inputs.dtype):
+            return mask
+        if self.pad_token_id is None:
+            return None
+        return ops.not_equal(inputs, self.pad_token_id)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_dim=self.input_dim,
+            output_dim=self.output_dim,
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+            pad_token_id=self.pad_token_id,
+        )
+        return config
+
+
+@serializable
+class PositionEmbedding(Layer):
+    """Learned absolute position embeddings.
+
+    merge_mode: 'add' (x + p), 'mul' (x * (1 + p)), 'zero' (p only) or 'concat'.
+    hierarchical: None, True (alpha 0.4) or a float alpha. Extends a table of
+        n positions to n*n positions: position i*n + j gets
+        alpha * u[i] + (1 - alpha) * u[j] with u = (p - alpha * p[0]) / (1 - alpha),
+        which leaves the first n positions unchanged.
+    custom_position_ids: the layer takes [x, position_ids] instead of x.
+    offset: position i uses row i + offset (HF RoBERTa starts at pad id + 1).
+    """
+
+    def __init__(self, input_dim, output_dim, merge_mode="add", hierarchical=None,
+                 embeddings_initializer="zeros", custom_position_ids=False, offset=0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if merge_mode not in ("add", "mul", "zero", "concat"):
+            raise ValueError(
+                f"merge_mode must be one of 'add', 'mul', 'zero', 'concat', got {merge_mode!r}")
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.merge_mode = merge_mode
+        self.hierarchical = hierarchical
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.custom_position_ids = custom_position_ids
+        self.offset = int(offset)
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.input_dim, self.output_dim),
+            initializer=self.embeddings_initializer,
+        )
+
+    @property
+    def max_positions(self):
+        rows = self.input_dim - self.offset
+        return rows ** 2 if self.hierarchical else rows
+
+    def call(self, inputs):
+        if self.custom_position_ids:
+            inputs, position_ids = inputs
+            position_ids = ops.cast(position_ids, "int32")
+        else:
+            position_ids = None
+        seq_len = ops.shape(inputs)[1]
+        if isinstance(seq_len, int) and position_ids is None and seq_len > self.max_positions:
+            raise ValueError(
+                f"{self.name}: sequence length {seq_len} exceeds the {self.max_positions} "
+                "positions this model was built with (max_position)")
+        embeddings = ops.cast(self.embeddings, inputs.dtype)
+        if self.offset:
+            embeddings = embeddings[self.offset:]
+        if self.hierarchical:
+            positions = (position_ids if position_ids is not None
+                         else ops.expand_dims(ops.arange(seq_len, dtype="int32"), 0))
+            rows = self.input_dim - self.offset
+            alpha = 0.4 if self.hierarchical is True else float(self.hierarchical)
+            basis = (embeddings - alpha * embeddings[:1]) / (1.0 - alpha)
+            coarse = ops.take(basis, positions // rows, axis=0)
+            fine = ops.take(basis, positions % rows, axis=0)
+            positions_emb = alpha * coarse + (1.0 - alpha) * fine
+        elif position_ids is not None:
+            positions_emb = ops.take(embeddings, position_ids, axis=0)
+        else:
+            positions_emb = ops.expand_dims(embeddings[:seq_len], 0)
+        return self._merge(inputs, positions_emb)
+
+    def _merge(self, inputs, positions_emb):
+        if self.merge_mode == "add":
+            return inputs + positions_emb
+        if self.merge_mode == "mul":
+            return inputs * (positions_emb + 1.0)
+        if self.merge_mode == "zero":
+            return ops.broadcast_to(positions_emb, ops.shape(inputs)[:2] + (self.output_dim,))
+        positions_emb = ops.broadcast_to(positions_emb, ops.shape(inputs)[:2] + (self.output_dim,))
+        return ops.concatenate([inputs, positions_emb], axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        return first_mask(mask)
+
+    def compute_output_shape(self, input_shape):
+        if self.custom_position_ids:
+            input_shape = input_shape[0]
+        if self.merge_mode == "concat":
+            return tuple(input_shape[:-1]) + (input_shape[-1] + self.output_dim,)
+        if self.merge_mode == "zero":
+            return tuple(input_shape[:-1]) + (self.output_dim,)
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_dim=self.input_dim,
+            output_dim=self.output_dim,
+            merge_mode=self.merge_mode,
+            hierarchical=self.hierarchical,
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+            custom_position_ids=self.custom_position_ids,
+            offset=self.offset,
+        )
+        return config

@@ -1,0 +1,109 @@
+"""Layer normalisation, plain or conditional (bert4keras' Conditional LayerNorm)."""
+
+import keras
+from keras import ops
+
+from nlp4keras.backend import get_activation, resolve_activation
+from nlp4keras.layers.base import Layer, first_mask, serializable
+
+
+@serializable
+class LayerNormalization(Layer):
+    """LayerNorm over the last axis, with bert4keras' options.
+
+    zero_mean / unit_variance: subtract the mean / divide by the RMS
+        (zero_mean=False gives RMSNorm).
+    offset / scale: learn beta / gamma (weights created in that order, beta
+        first, matching Google checkpoints' LayerNorm/beta, LayerNorm/gamma).
+    conditional: inputs are [x, cond]; beta and gamma are shifted by zero-
+        initialised projections of `cond` (Conditional LayerNorm, kexue.fm 7124).
+        With `hidden_units`, cond is first projected to that size with
+        `hidden_activation`.
+    Statistics are computed in float32 whatever the compute dtype.
+    """
+
+    def __init__(self, zero_mean=True, unit_variance=True, offset=True, scale=True,
+                 conditional=False, hidden_units=None, hidden_activation="linear",
+                 hidden_initializer="glorot_uniform", epsilon=1e-12, **kwargs):
+        super().__init__(**kwargs)
+        self.zero_mean = zero_mean
+        self.unit_variance = unit_variance
+        self.offset = offset
+        self.scale = scale
+        self.conditional = conditional
+        self.hidden_units = hidden_units
+        self.hidden_activation = resolve_activation(hidden_activation)
+        self.hidden_initializer = keras.initializers.get(hidden_initializer)
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        x_shape = input_shape[0] if self.conditional else input_shape
+        dim = x_shape[-1]
+        if self.offset:
+            self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros")
+        if self.scale:
+            self.gamma = self.add_weight(name="gamma", shape=(dim,), initializer="ones")
+        if not self.conditional:
+            return
+        cond_dim = input_shape[1][-1]
+        if self.hidden_units:
+            self.hidden_kernel = self.add_weight(
+                name="hidden_kernel", shape=(cond_dim, self.hidden_units),
+                initializer=self.hidden_initializer)
+            cond_dim = self.hidden_units
+        if self.offset:
+            self.beta_kernel = self.add_weight(
+                name="beta_kernel", shape=(cond_dim, dim), initializer="zeros")
+        if self.scale:
+            self.gamma_kernel = self.add_weight(
+                name="gamma_kernel", shape=(cond_dim, dim), initializer="zeros")
+
+    def call(self, inputs):
+        if not self.conditional:
+            return self._normalize(inputs, getattr(self, "gamma", None),
+                                   getattr(self, "beta", None))
+        x, cond = inputs
+        if self.hidden_units:
+            cond = get_activation(self.hidden_activation)(ops.matmul(cond, self.hidden_kernel))
+        while len(cond.shape) < len(x.shape):
+            cond = ops.expand_dims(cond, 1)
+        beta = self.beta + ops.matmul(cond, self.beta_kernel) if self.offset else None
+        gamma = self.gamma + ops.matmul(cond, self.gamma_kernel) if self.scale else None
+        return self._normalize(x, gamma, beta)
+
+    def _normalize(self, x, gamma, beta):
+        fused = self.zero_mean and self.unit_variance and (gamma is None or len(gamma.shape) == 1)
+        if fused:
+            return ops.layer_normalization(x, gamma, beta, epsilon=self.epsilon)
+        dtype = x.dtype
+        x = ops.cast(x, "float32")
+        if self.zero_mean:
+            x = x - ops.mean(x, axis=-1, keepdims=True)
+        if self.unit_variance:
+            x = x * ops.rsqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + self.epsilon)
+        if gamma is not None:
+            x = x * ops.cast(gamma, "float32")
+        if beta is not None:
+            x = x + ops.cast(beta, "float32")
+        return ops.cast(x, dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return first_mask(mask)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0] if self.conditional else input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            zero_mean=self.zero_mean,
+            unit_variance=self.unit_variance,
+            offset=self.offset,
+            scale=self.scale,
+            conditional=self.conditional,
+            hidden_units=self.hidden_units,
+            hidden_activation=self.hidden_activation,
+            hidden_initializer=keras.initializers.serialize(self.hidden_initializer),
+            epsilon=self.epsilon,
+        )
+        return config

@@ -1,0 +1,92 @@
+"""Model builders; `build_transformer_model` is the bert4keras entry point."""
+
+import difflib
+import inspect
+
+from nlp4keras.models.applications import (LM_Mask, UniLM_Mask, extend_with_language_model,
+                                           extend_with_unified_language_model)
+from nlp4keras.models.bert import BERT
+from nlp4keras.models.config import (BUILD_ARGUMENTS, check_arguments, init_arguments,
+                                     normalize_config, read_config_file)
+from nlp4keras.models.transformer import Transformer
+
+#: model= names accepted by build_transformer_model.
+MODELS = {
+    "bert": BERT,
+    "roberta": BERT,
+}
+
+#: application= names and the class wrapper each applies.
+APPLICATIONS = {
+    "encoder": None,
+    "lm": extend_with_language_model,
+    "unilm": extend_with_unified_language_model,
+}
+
+
+def _choose(kind, value, options):
+    key = str(value).lower()
+    if key in options:
+        return options[key]
+    close = difflib.get_close_matches(key, list(options), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown {kind} {value!r}.{hint} Valid {kind}s: {', '.join(options)}")
+
+
+def build_transformer_model(config_path=None, checkpoint_path=None, model="bert",
+                            application="encoder", return_keras_model=True, **kwargs):
+    """Build a Transformer from a config (and optionally load a checkpoint).
+
+    config_path: Google `bert_config.json`, HF `config.json`, or a folder
+        holding one; keyword arguments override its values.
+    checkpoint_path: HF folder / .safetensors / .bin / sharded index, a TF
+        checkpoint prefix, or a dict of numpy arrays.
+    model: a name from MODELS, or a Transformer subclass.
+    application: 'encoder', 'lm' (causal mask) or 'unilm' (seq2seq mask).
+    Returns the keras.Model, or the Transformer object with
+    return_keras_model=False.
+    """
+    if inspect.isclass(model) and issubclass(model, Transformer):
+        model_class = model
+    else:
+        model_class = _choose("model", model, MODELS)
+    wrapper = _choose("application", application, APPLICATIONS)
+    if wrapper is not None:
+        model_class = wrapper(model_class)
+
+    constructor_arguments = init_arguments(model_class)
+    check_arguments(kwargs, constructor_arguments + list(BUILD_ARGUMENTS))
+    configs = {}
+    if config_path is not None:
+        file_config = normalize_config(read_config_file(config_path))
+        configs.update({k: v for k, v in file_config.items() if k in constructor_arguments})
+    configs.update(normalize_config(kwargs))
+
+    init_kwargs = {k: v for k, v in configs.items() if k in constructor_arguments}
+    build_kwargs = {k: v for k, v in configs.items() if k in BUILD_ARGUMENTS}
+    missing = [name for name, parameter in
+               inspect.signature(Transformer.__init__).parameters.items()
+               if parameter.default is parameter.empty and name != "self"
+               and name not in init_kwargs]
+    if missing:
+        raise TypeError(
+            f"build_transformer_model() needs {', '.join(missing)}: give a config_path "
+            "or pass them as keyword arguments")
+    transformer = model_class(**init_kwargs)
+    transformer.build(**build_kwargs)
+    if checkpoint_path is not None:
+        transformer.load_weights_from_checkpoint(checkpoint_path)
+    return transformer.model if return_keras_model else transformer
+
+
+__all__ = [
+    "APPLICATIONS",
+    "BERT",
+    "LM_Mask",
+    "MODELS",
+    "Transformer",
+    "UniLM_Mask",
+    "build_transformer_model",
+    "extend_with_language_model",
+    "extend_with_unified_language_model",
+]

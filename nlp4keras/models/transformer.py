@@ -1,0 +1,214 @@
+"""The Transformer builder every model family derives from.
+
+As in bert4keras: `apply()` creates each layer once per (prefixed) name, so the
+same name means shared weights; the template hooks `get_inputs`,
+`apply_embeddings`, `apply_main_layers`, `apply_final_layers`,
+`compute_attention_bias` and `compute_position_bias` are what a family
+overrides; `variable_mapping()` is pure data tying layer weights to checkpoint
+variable names (Google TF names).
+"""
+
+import keras
+import numpy as np
+
+from nlp4keras.checkpoints.loading import LoadReport, assign_from_checkpoint, open_for_model
+from nlp4keras.initializers import TruncatedNormal
+from nlp4keras.layers import MultiHeadAttention
+
+
+class Transformer:
+    """Base class: holds the configuration, builds and loads the Keras model."""
+
+    #: Rules translating HF (PyTorch-style) tensor names to this family's
+    #: Google names; set by each family.
+    hf_naming = None
+
+    def __init__(self, vocab_size, hidden_size, num_hidden_layers, num_attention_heads,
+                 intermediate_size, hidden_act, dropout_rate=None, attention_dropout_rate=None,
+                 embedding_size=None, attention_head_size=None, attention_key_size=None,
+                 sequence_length=None, keep_tokens=None, compound_tokens=None,
+                 residual_attention_scores=False, ignore_invalid_weights=False, layers=None,
+                 prefix=None, name=None, layer_norm_eps=1e-12, initializer_range=0.02):
+        if keep_tokens is not None:
+            vocab_size = len(keep_tokens)
+        if compound_tokens is not None:
+            vocab_size += len(compound_tokens)
+        self.vocab_size = int(vocab_size)
+        self.hidden_size = int(hidden_size)
+        self.num_hidden_layers = int(num_hidden_layers)
+        self.num_attention_heads = int(num_attention_heads)
+        self.attention_head_size = int(attention_head_size or hidden_size // num_attention_heads)
+        self.attention_key_size = int(attention_key_size or self.attention_head_size)
+        self.intermediate_size = int(intermediate_size)
+        self.hidden_act = hidden_act
+        self.dropout_rate = dropout_rate or 0.0
+        self.attention_dropout_rate = attention_dropout_rate or 0.0
+        self.embedding_size = int(embedding_size or hidden_size)
+        self.sequence_length = sequence_length
+        self.keep_tokens = keep_tokens
+        self.compound_tokens = compound_tokens
+        self.residual_attention_scores = residual_attention_scores
+        self.ignore_invalid_weights = ignore_invalid_weights
+        self.layers = {} if layers is None else layers
+        self.prefix = prefix or ""
+        self.name = name
+        self.layer_norm_eps = float(layer_norm_eps)
+        self.initializer_range = float(initializer_range)
+        self.attention_bias = None
+        self.position_bias = None
+        self.attention_scores = None
+        self.load_report = None
+        self.built = False
+
+    # ----------------------------------------------------------------- build
+    def build(self, layer_norm_cond=None, layer_norm_cond_hidden_size=None,
+              layer_norm_cond_hidden_act=None, additional_input_layers=None):
+        """Create inputs, run the template hooks and wrap it all in a keras.Model.
+
+        layer_norm_cond: a tensor [batch, cond_size] conditioning every
+            LayerNorm (Conditional LayerNorm), or an int to create an input of
+            that size. Inputs it depends on go in `additional_input_layers`.
+        """
+        if self.built:
+            return self.model
+        if isinstance(layer_norm_cond, int):
+            layer_norm_cond = keras.Input(
+                shape=(layer_norm_cond,), name=self.prefixed("Input-LayerNorm-Condition"))
+            additional_input_layers = list(_as_list(additional_input_layers)) + [layer_norm_cond]
+        self.layer_norm_conds = [layer_norm_cond, layer_norm_cond_hidden_size,
+                                 layer_norm_cond_hidden_act or "linear"]
+        inputs = self.get_inputs()
+        self.set_inputs(inputs, additional_input_layers)
+        outputs = self.call(inputs)
+        self.set_outputs(outputs)
+        self.model = keras.Model(self.input, self.output, name=self.name)
+        self.built = True
+        return self.model
+
+    def call(self, inputs):
+        x = self.apply_embeddings(inputs)
+        for index in range(self.num_hidden_layers):
+            x = self.apply_main_layers(x, index)
+        return self.apply_final_layers(x)
+
+    def prefixed(self, name):
+        return self.prefix + name if name else name
+
+    def apply(self, inputs=None, layer=None, arguments=None, **kwargs):
+        """Call the layer named kwargs['name'] on `inputs`, creating it with
+        `layer(**kwargs)` the first time. Returns the layer if inputs is None."""
+        if layer is keras.layers.Dropout and kwargs.get("rate", 0) == 0:
+            return inputs
+        if layer is MultiHeadAttention and self.residual_attention_scores:
+            kwargs["return_attention_scores"] = True
+        name = self.prefixed(kwargs.get("name"))
+        kwargs["name"] = name
+        if name is None or name not in self.layers:
+            created = layer(**kwargs)
+            name = created.name
+            self.layers[name] = created
+        layer = self.layers[name]
+        if inputs is None:
+            return layer
+        arguments = arguments or {}
+        if isinstance(layer, MultiHeadAttention) and layer.return_attention_scores \
+                and self.residual_attention_scores:
+            inputs = list(inputs)
+            if self.attention_scores is not None:
+                inputs.append(self.attention_scores)
+            outputs, self.attention_scores = layer(inputs, **arguments)
+            return outputs
+        return layer(inputs, **arguments)
+
+    def initializer(self):
+        """A fresh TruncatedNormal(initializer_range) for each new layer."""
+        return TruncatedNormal(stddev=self.initializer_range)
+
+    def get_inputs(self):
+        raise NotImplementedError
+
+    def apply_embeddings(self, inputs):
+        raise NotImplementedError
+
+    def apply_main_layers(self, inputs, index):
+        raise NotImplementedError
+
+    def apply_final_layers(self, inputs):
+        raise NotImplementedError
+
+    def compute_attention_bias(self, inputs=None):
+        """The extra attention mask/bias shared by all layers (None: padding only)."""
+        return self.attention_bias
+
+    def compute_position_bias(self, inputs=None):
+        return self.position_bias
+
+    def set_inputs(self, inputs, additional_input_layers=None):
+        inputs = list(_as_list(inputs)) + list(_as_list(additional_input_layers))
+        self.inputs = inputs
+        self.input = inputs[0] if len(inputs) == 1 else inputs
+
+    def set_outputs(self, outputs):
+        outputs = list(_as_list(outputs))
+        self.outputs = outputs
+        self.output = outputs[0] if len(outputs) == 1 else outputs
+
+    def simplify(self, inputs):
+        """Drop Nones from a list; unwrap a single element."""
+        inputs = [x for x in inputs if x is not None]
+        return inputs[0] if len(inputs) == 1 else inputs
+
+    # -------------------------------------------------------------- weights
+    def variable_mapping(self):
+        """{layer name: [checkpoint variable names, in layer.weights order]}."""
+        return {}
+
+    def load_embeddings(self, embeddings):
+        """Apply keep_tokens (row subset) and compound_tokens (appended rows,
+        each a weighted mean of existing rows) to an embedding-like tensor."""
+        if self.keep_tokens is not None:
+            embeddings = embeddings[np.asarray(self.keep_tokens)]
+        if self.compound_tokens is not None:
+            extra = []
+            for item in self.compound_tokens:
+                ids, weights = _compound_ids_and_weights(item)
+                extra.append(np.average(embeddings[ids], axis=0, weights=weights))
+            embeddings = np.concatenate([embeddings, np.stack(extra).astype(embeddings.dtype)], 0)
+        return embeddings
+
+    def load_variable(self, checkpoint, name):
+        """Read one variable from an open checkpoint (a reader in Google names)."""
+        return checkpoint.read(name)
+
+    def load_weights_from_checkpoint(self, checkpoint, mapping=None):
+        """Load weights from a checkpoint path (HF folder, safetensors, .bin, TF
+        checkpoint) or a dict of numpy arrays. Strict unless the model was built
+        with ignore_invalid_weights=True. Returns a LoadReport."""
+        mapping = self.variable_mapping() if mapping is None else mapping
+        pairs = []
+        for layer_name, variable_names in mapping.items():
+            layer = self.layers.get(self.prefixed(layer_name))
+            if layer is None:
+                continue
+            pairs.extend(zip(layer.weights, variable_names))
+        with open_for_model(checkpoint, self.hf_naming) as reader:
+            report = assign_from_checkpoint(
+                pairs, reader, lambda name: self.load_variable(reader, name),
+                strict=not self.ignore_invalid_weights)
+        self.load_report = report
+        return report
+
+
+def _as_list(x):
+    if x is None:
+        return []
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _compound_ids_and_weights(item):
+    if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], (list, tuple)):
+        return list(item[0]), list(item[1])
+    return list(item), None
+
+
+__all__ = ["Transformer", "LoadReport"]

@@ -1,0 +1,45 @@
+"""Shared test setup: Keras home inside the repo, assets, tiny HF models."""
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("KERAS_HOME", str(REPO / ".keras_home"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import nlp4keras  # noqa: E402  (chooses the Keras backend before keras loads)
+import pytest  # noqa: E402
+from helpers import TINY_BERT, randomize_  # noqa: E402
+
+ASSETS = REPO / ".assets"
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The real all-MiniLM-L6-v2 folder, fetched by `make assets`."""
+    path = ASSETS / "minilm"
+    if not (path / "model.safetensors").is_file():
+        pytest.fail(f"real MiniLM weights missing at {path}: run `make assets` (make test does)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pretraining(tmp_path_factory):
+    """A random BertForPreTraining (every head) saved three ways:
+    safetensors, sharded safetensors, and a torch.save pytorch_model.bin."""
+    import torch
+    from transformers import BertConfig, BertForPreTraining
+
+    torch.manual_seed(0)
+    config = BertConfig(**TINY_BERT)
+    model = randomize_(BertForPreTraining(config).eval())
+    folders = {}
+    folders["safetensors"] = tmp_path_factory.mktemp("tiny_st")
+    model.save_pretrained(folders["safetensors"])
+    folders["sharded"] = tmp_path_factory.mktemp("tiny_sharded")
+    model.save_pretrained(folders["sharded"], max_shard_size="20KB")
+    folders["bin"] = tmp_path_factory.mktemp("tiny_bin")
+    config.save_pretrained(folders["bin"])
+    torch.save(model.state_dict(), folders["bin"] / "pytorch_model.bin")
+    return model, folders
