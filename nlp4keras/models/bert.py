@@ -8,39 +8,43 @@ from nlp4keras.layers import (Add, BiasAdd, Embedding, FeedForward, LayerNormali
                               MultiHeadAttention, PositionEmbedding, TakeToken)
 from nlp4keras.models.transformer import Transformer
 
-_LAYER = r"encoder\.layer\.(?P<i>\d+)\."
-_GOOGLE_LAYER = "bert/encoder/layer_{i}/"
+_LAYER = "encoder.layer.{i:int}."
+_GOOGLE_LAYER = "bert/encoder/layer_{i:int}/"
 
 HF_BERT_NAMING = NamingRules(
-    rules=[
-        (r"embeddings\.word_embeddings\.weight", "bert/embeddings/word_embeddings", None),
-        (r"embeddings\.token_type_embeddings\.weight", "bert/embeddings/token_type_embeddings", None),
-        (r"embeddings\.position_embeddings\.weight", "bert/embeddings/position_embeddings", None),
-        (r"embeddings\.LayerNorm\.(?P<p>\w+)", "bert/embeddings/LayerNorm/{p}", NORM),
-        (_LAYER + r"attention\.self\.(?P<m>query|key|value)\.(?P<p>\w+)",
-         _GOOGLE_LAYER + "attention/self/{m}/{p}", DENSE),
-        (_LAYER + r"attention\.output\.dense\.(?P<p>\w+)",
-         _GOOGLE_LAYER + "attention/output/dense/{p}", DENSE),
-        (_LAYER + r"attention\.output\.LayerNorm\.(?P<p>\w+)",
+    base=[
+        ("embeddings.word_embeddings.weight", "bert/embeddings/word_embeddings"),
+        ("embeddings.token_type_embeddings.weight", "bert/embeddings/token_type_embeddings"),
+        ("embeddings.position_embeddings.weight", "bert/embeddings/position_embeddings"),
+        ("embeddings.LayerNorm.{p}", "bert/embeddings/LayerNorm/{p}", NORM),
+        (_LAYER + "attention.self.{m:query|key|value}.{p}",
+         _GOOGLE_LAYER + "attention/self/{m:query|key|value}/{p}", DENSE),
+        (_LAYER + "attention.output.dense.{p}", _GOOGLE_LAYER + "attention/output/dense/{p}",
+         DENSE),
+        (_LAYER + "attention.output.LayerNorm.{p}",
          _GOOGLE_LAYER + "attention/output/LayerNorm/{p}", NORM),
-        (_LAYER + r"intermediate\.dense\.(?P<p>\w+)", _GOOGLE_LAYER + "intermediate/dense/{p}", DENSE),
-        (_LAYER + r"output\.dense\.(?P<p>\w+)", _GOOGLE_LAYER + "output/dense/{p}", DENSE),
-        (_LAYER + r"output\.LayerNorm\.(?P<p>\w+)", _GOOGLE_LAYER + "output/LayerNorm/{p}", NORM),
-        (r"pooler\.dense\.(?P<p>\w+)", "bert/pooler/dense/{p}", DENSE),
-        (r"cls\.predictions\.transform\.dense\.(?P<p>\w+)", "cls/predictions/transform/dense/{p}", DENSE),
-        (r"cls\.predictions\.transform\.LayerNorm\.(?P<p>\w+)",
-         "cls/predictions/transform/LayerNorm/{p}", NORM),
-        (r"cls\.predictions\.(decoder\.)?bias", "cls/predictions/output_bias", None),
-        (r"cls\.seq_relationship\.weight", "cls/seq_relationship/output_weights", None),
-        (r"cls\.seq_relationship\.bias", "cls/seq_relationship/output_bias", None),
+        (_LAYER + "intermediate.dense.{p}", _GOOGLE_LAYER + "intermediate/dense/{p}", DENSE),
+        (_LAYER + "output.dense.{p}", _GOOGLE_LAYER + "output/dense/{p}", DENSE),
+        (_LAYER + "output.LayerNorm.{p}", _GOOGLE_LAYER + "output/LayerNorm/{p}", NORM),
+        ("pooler.dense.{p}", "bert/pooler/dense/{p}", DENSE),
+    ],
+    heads=[
+        ("cls.predictions.transform.dense.{p}", "cls/predictions/transform/dense/{p}", DENSE),
+        ("cls.predictions.transform.LayerNorm.{p}", "cls/predictions/transform/LayerNorm/{p}",
+         NORM),
+        ("cls.predictions.bias", "cls/predictions/output_bias"),
+        ("cls.predictions.decoder.bias", "cls/predictions/output_bias"),
+        ("cls.seq_relationship.weight", "cls/seq_relationship/output_weights"),
+        ("cls.seq_relationship.bias", "cls/seq_relationship/output_bias"),
         # RoBERTa names its MLM head lm_head.
-        (r"lm_head\.dense\.(?P<p>\w+)", "cls/predictions/transform/dense/{p}", DENSE),
-        (r"lm_head\.layer_norm\.(?P<p>\w+)", "cls/predictions/transform/LayerNorm/{p}", NORM),
-        (r"lm_head\.(decoder\.)?bias", "cls/predictions/output_bias", None),
+        ("lm_head.dense.{p}", "cls/predictions/transform/dense/{p}", DENSE),
+        ("lm_head.layer_norm.{p}", "cls/predictions/transform/LayerNorm/{p}", NORM),
+        ("lm_head.bias", "cls/predictions/output_bias"),
+        ("lm_head.decoder.bias", "cls/predictions/output_bias"),
     ],
     # Buffers and the decoder matrix tied to the word embeddings.
-    ignored=[r"embeddings\.position_ids", r"embeddings\.token_type_ids",
-             r"cls\.predictions\.decoder\.weight", r"lm_head\.decoder\.weight"],
+    ignored=["embeddings.position_ids", "embeddings.token_type_ids",
+             "cls.predictions.decoder.weight", "lm_head.decoder.weight"],
     base_prefixes=("bert.", "roberta."),
 )
 

@@ -1,0 +1,152 @@
+"""Bad input gets an error that names the problem."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from helpers import TINY_BERT
+
+from nlp4keras.checkpoints.errors import CheckpointError
+from nlp4keras.models import build_transformer_model
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ValueError) as error:
+        build_transformer_model(model="bret", **TINY_BERT)
+    message = str(error.value)
+    assert "'bret'" in message and "Did you mean 'bert'" in message
+    assert "bert, roberta" in message
+
+
+def test_unknown_application_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown application 'seq2seq'.*encoder, lm, unilm"):
+        build_transformer_model(application="seq2seq", **TINY_BERT)
+
+
+def test_unknown_kwarg_names_it_and_lists_valid_ones():
+    with pytest.raises(TypeError) as error:
+        build_transformer_model(with_pol=True, **TINY_BERT)
+    message = str(error.value)
+    assert "'with_pol'" in message and "Did you mean 'with_pool'" in message
+    for valid in ("with_mlm", "keep_tokens", "layer_norm_cond", "segment_vocab_size"):
+        assert valid in message
+
+
+def test_missing_required_config_is_named():
+    with pytest.raises(TypeError, match="vocab_size"):
+        build_transformer_model(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=8, hidden_act="gelu")
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        build_transformer_model(tmp_path / "nope.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(ValueError, match="broken.json"):
+        build_transformer_model(broken)
+    relative = tmp_path / "relative.json"
+    relative.write_text(json.dumps({**TINY_BERT, "position_embedding_type": "relative_key"}))
+    with pytest.raises(NotImplementedError, match="relative_key"):
+        build_transformer_model(relative)
+
+
+def google_weights():
+    """The committed TF fixture's weights as a dict of Google names."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "bert_tf" / "weights.npz"
+    return dict(np.load(path)), path.parent / "bert_config.json"
+
+
+def test_missing_tensor_is_named_with_its_weight():
+    weights, config = google_weights()
+    del weights["bert/encoder/layer_1/attention/self/key/bias"]
+    with pytest.raises(CheckpointError) as error:
+        build_transformer_model(config, weights)
+    message = str(error.value)
+    assert "missing tensor 'bert/encoder/layer_1/attention/self/key/bias'" in message
+    assert "Transformer-1-MultiHeadSelfAttention/k_bias" in message
+    assert "ignore_invalid_weights=True" in message
+
+
+def test_wrong_shape_names_both_shapes():
+    weights, config = google_weights()
+    weights["bert/encoder/layer_0/intermediate/dense/kernel"] = np.zeros((16, 25), "float32")
+    with pytest.raises(CheckpointError) as error:
+        build_transformer_model(config, weights)
+    message = str(error.value)
+    assert "'bert/encoder/layer_0/intermediate/dense/kernel'" in message
+    assert "(16, 25) in the checkpoint" in message and "(16, 24)" in message
+
+
+def test_ignore_invalid_weights_loads_what_fits():
+    weights, config = google_weights()
+    del weights["bert/embeddings/LayerNorm/gamma"]
+    with pytest.warns(UserWarning, match="LayerNorm/gamma"):
+        transformer = build_transformer_model(config, weights, ignore_invalid_weights=True,
+                                              return_keras_model=False)
+    report = transformer.load_report
+    assert [m[0] for m in report.missing] == ["bert/embeddings/LayerNorm/gamma"]
+    layer = transformer.model.get_layer("Transformer-0-FeedForward")
+    np.testing.assert_array_equal(layer.weights[0].numpy() if hasattr(layer.weights[0], "numpy")
+                                  else np.asarray(layer.weights[0]),
+                                  weights["bert/encoder/layer_0/intermediate/dense/kernel"])
+
+
+def test_hf_names_report_their_stored_name(tiny_pretraining, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    _, folders = tiny_pretraining
+    tensors = load_file(folders["safetensors"] / "model.safetensors")
+    del tensors["bert.encoder.layer.0.output.dense.weight"]
+    save_file(tensors, tmp_path / "model.safetensors")
+    shutil.copy(folders["safetensors"] / "config.json", tmp_path / "config.json")
+    with pytest.raises(CheckpointError, match=r"stored as 'bert\.encoder\.layer\.0\.output\.dense"):
+        build_transformer_model(tmp_path / "config.json", tmp_path)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.02])
+def test_truncated_safetensors_names_the_file(tiny_pretraining, tmp_path, keep):
+    _, folders = tiny_pretraining
+    data = (folders["safetensors"] / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[: int(len(data) * keep)])
+    shutil.copy(folders["safetensors"] / "config.json", tmp_path / "config.json")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        build_transformer_model(tmp_path / "config.json", tmp_path)
+
+
+def test_truncated_bin_names_the_file(tiny_pretraining, tmp_path):
+    _, folders = tiny_pretraining
+    data = (folders["bin"] / "pytorch_model.bin").read_bytes()
+    (tmp_path / "pytorch_model.bin").write_bytes(data[: len(data) // 2])
+    shutil.copy(folders["bin"] / "config.json", tmp_path / "config.json")
+    with pytest.raises(CheckpointError, match="pytorch_model.bin"):
+        build_transformer_model(tmp_path / "config.json", tmp_path)
+
+
+def test_truncated_tf_checkpoint_names_the_file(tmp_path):
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "bert_tf"
+    for name in ("bert_model.ckpt.index", "bert_config.json"):
+        shutil.copy(fixture / name, tmp_path / name)
+    data = (fixture / "bert_model.ckpt.data-00000-of-00001").read_bytes()
+    (tmp_path / "bert_model.ckpt.data-00000-of-00001").write_bytes(data[:1000])
+    with pytest.raises(CheckpointError, match="bert_model.ckpt.data-00000-of-00001"):
+        build_transformer_model(tmp_path / "bert_config.json", tmp_path / "bert_model.ckpt")
+
+
+def test_missing_checkpoint_path_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint found in folder"):
+        build_transformer_model(**TINY_BERT, checkpoint_path=tmp_path)
+    with pytest.raises(CheckpointError, match="checkpoint not found: .*nothing_here"):
+        build_transformer_model(**TINY_BERT, checkpoint_path=tmp_path / "nothing_here")
+
+
+def test_sequence_longer_than_positions_is_an_error():
+    model = build_transformer_model(**{**TINY_BERT, "max_position_embeddings": 8})
+    ids = np.ones((1, 9), "int32")
+    with pytest.raises(ValueError, match="sequence length 9 exceeds the 8 positions"):
+        model([ids, np.zeros_like(ids)])
