@@ -4,6 +4,9 @@ import os
 
 from nlp4keras.checkpoints.base import CheckpointReader, DictReader
 from nlp4keras.checkpoints.errors import CheckpointError
+from nlp4keras.checkpoints.safetensors_io import SafetensorsReader, ShardedReader
+from nlp4keras.checkpoints.tf_bundle import TFCheckpointReader
+from nlp4keras.checkpoints.torch_bin import TorchBinReader
 
 # File names looked for inside a folder, in order of preference.
 _FOLDER_CANDIDATES = (
@@ -14,29 +17,9 @@ _FOLDER_CANDIDATES = (
 )
 
 
-def _open_safetensors(path):
-    from nlp4keras.checkpoints.safetensors_io import SafetensorsReader
-
-    return SafetensorsReader(path)
-
-
-def _open_torch_bin(path):
-    from nlp4keras.checkpoints.torch_bin import TorchBinReader
-
-    return TorchBinReader(path)
-
-
-def _open_tf(path):
-    from nlp4keras.checkpoints.tf_bundle import TFCheckpointReader
-
-    return TFCheckpointReader(path)
-
-
 def _open_index(path):
-    from nlp4keras.checkpoints.safetensors_io import ShardedReader
-
-    shard_opener = _open_safetensors if ".safetensors" in os.path.basename(path) else _open_torch_bin
-    return ShardedReader(path, shard_opener)
+    shard_reader = SafetensorsReader if ".safetensors" in os.path.basename(path) else TorchBinReader
+    return ShardedReader(path, shard_reader)
 
 
 def _open_file(path):
@@ -44,11 +27,11 @@ def _open_file(path):
     if name.endswith(".index.json"):
         return _open_index(path)
     if name.endswith(".safetensors"):
-        return _open_safetensors(path)
+        return SafetensorsReader(path)
     if name.endswith((".bin", ".pt", ".pth")):
-        return _open_torch_bin(path)
+        return TorchBinReader(path)
     if name.endswith(".index") or ".data-" in name:
-        return _open_tf(path)
+        return TFCheckpointReader(path)
     raise CheckpointError(
         f"cannot tell the checkpoint format of {path}: expected .safetensors, "
         ".bin/.pt/.pth, a *.index.json shard index or a TF checkpoint (.index)")
@@ -60,7 +43,7 @@ def _open_folder(path):
             return _open_file(os.path.join(path, candidate))
     entries = os.listdir(path)
     if any(entry.endswith(".index") for entry in entries) or "checkpoint" in entries:
-        return _open_tf(path)
+        return TFCheckpointReader(path)
     raise CheckpointError(
         f"no checkpoint found in folder {path}: looked for {', '.join(_FOLDER_CANDIDATES)} "
         "and TF checkpoint files (*.index)")
@@ -83,5 +66,5 @@ def open_checkpoint(checkpoint):
     if os.path.isfile(path):
         return _open_file(path)
     if os.path.isfile(path + ".index"):
-        return _open_tf(path)
+        return TFCheckpointReader(path)
     raise CheckpointError(f"checkpoint not found: {path}")

@@ -185,6 +185,11 @@ class BERT(Transformer):
             return value.T
         return value
 
+    def save_variable(self, name, value):
+        if name == "cls/seq_relationship/output_weights":
+            return value.T
+        return value
+
     def variable_mapping(self):
         def pair(prefix):
             return [prefix + "/kernel", prefix + "/bias"]

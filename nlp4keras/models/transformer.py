@@ -180,6 +180,28 @@ class Transformer:
         """Read one variable from an open checkpoint (a reader in Google names)."""
         return checkpoint.read(name)
 
+    def save_variable(self, name, value):
+        """Inverse of load_variable's layout changes, for saving (keep_tokens
+        and compound_tokens are not undone: the saved vocab is the model's)."""
+        return value
+
+    def save_weights_as_checkpoint(self, filename, mapping=None, dtype=None):
+        """Write the weights as a Google-layout TF checkpoint (`filename` is the
+        prefix, e.g. '.../bert_model.ckpt'), readable by TensorFlow, bert4keras
+        and load_weights_from_checkpoint. No TensorFlow needed."""
+        from nlp4keras.checkpoints.tf_bundle import write_tf_checkpoint
+
+        mapping = self.variable_mapping() if mapping is None else mapping
+        tensors = {}
+        for layer_name, variable_names in mapping.items():
+            layer = self.layers.get(self.prefixed(layer_name))
+            if layer is None:
+                continue
+            for variable, name in zip(layer.weights, variable_names):
+                value = self.save_variable(name, keras.ops.convert_to_numpy(variable))
+                tensors[name] = value.astype(dtype) if dtype is not None else value
+        write_tf_checkpoint(filename, tensors)
+
     def load_weights_from_checkpoint(self, checkpoint, mapping=None):
         """Load weights from a checkpoint path (HF folder, safetensors, .bin, TF
         checkpoint) or a dict of numpy arrays. Strict unless the model was built

@@ -49,3 +49,22 @@ def test_prefix_index_or_folder_all_work(path, expected):
     model = build_transformer_model(CONFIG, path, with_pool=True)
     pooled = run(model, [expected["token_ids"], expected["segment_ids"]])
     assert np.abs(pooled - expected["pooled"]).max() <= 1e-5
+
+
+def test_save_weights_as_checkpoint_round_trip(tmp_path, expected):
+    model = build(str(CHECKPOINT))
+    prefix = tmp_path / "saved" / "bert_model.ckpt"
+    prefix.parent.mkdir()
+    model.save_weights_as_checkpoint(str(prefix))
+    # Same Google names and layouts as the TensorFlow-written original.
+    from nlp4keras.checkpoints.tf_bundle import TFCheckpointReader
+
+    original = dict(np.load(FIXTURE / "weights.npz"))
+    with TFCheckpointReader(str(prefix)) as saved:
+        assert sorted(saved.keys()) == sorted(original)
+        for name, value in original.items():
+            np.testing.assert_array_equal(saved.read(name), value)
+    reloaded = build(str(prefix))
+    inputs = [expected["token_ids"], expected["segment_ids"]]
+    for a, b in zip(run(model.model, inputs), run(reloaded.model, inputs)):
+        np.testing.assert_array_equal(a, b)
