@@ -24,3 +24,7 @@ def _choose_backend():
 
 
 _choose_backend()
+
+# Register every layer, activation and initializer with Keras, so that
+# `keras.saving.load_model()` works after a bare `import nlp4keras`.
+from nlp4keras import backend, initializers, layers  # noqa: E402,F401

@@ -3,21 +3,21 @@
 bert4keras exposed these from `bert4keras.backend`; the names are kept.
 """
 
-import math
-
 import keras
 from keras import ops
 
-_serializable = keras.saving.register_keras_serializable(package="nlp4keras")
+# Registers a class or function under the nlp4keras package so that
+# `keras.saving.load_model` finds it.
+serializable = keras.saving.register_keras_serializable(package="nlp4keras")
 
 
-@_serializable
+@serializable
 def gelu_erf(x):
     """Exact GELU, x * Phi(x) (what HF calls "gelu")."""
     return ops.gelu(x, approximate=False)
 
 
-@_serializable
+@serializable
 def gelu_tanh(x):
     """Tanh approximation of GELU (Google BERT's original, HF "gelu_new")."""
     return ops.gelu(x, approximate=True)
@@ -67,15 +67,13 @@ def get_activation(name):
         return _OWN_ACTIVATIONS[resolved]
     try:
         return keras.activations.get(resolved)
-    except ValueError as error:
-        raise ValueError(f"unknown activation {name!r}") from error
+    except ValueError:
+        raise ValueError(
+            f"unknown activation {name!r}; use a Keras activation name or one of "
+            f"{', '.join(sorted(['gelu', *_OWN_ACTIVATIONS, *_ACTIVATION_ALIASES]))}"
+        ) from None
 
 
 def infinity():
     """A large finite number used instead of inf where inf would make NaNs."""
     return 1e12
-
-
-def attention_scale(head_size):
-    """The 1/sqrt(d) factor of scaled dot-product attention."""
-    return 1.0 / math.sqrt(head_size)

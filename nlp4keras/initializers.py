@@ -5,20 +5,24 @@ initializers (about 0.13 s each, 3 s for a small BERT); drawing on the host
 and transferring once costs a fraction of that on every backend.
 """
 
+import random
+
 import keras
 import numpy as np
 
+from nlp4keras.backend import serializable
 
-@keras.saving.register_keras_serializable(package="nlp4keras")
+
+@serializable
 class TruncatedNormal(keras.initializers.Initializer):
     """Normal(0, stddev) with draws beyond 2 stddev redrawn (BERT's init)."""
 
     def __init__(self, stddev=0.02, seed=None):
         self.stddev = float(stddev)
         self.seed = seed
-        # Unseeded instances draw their seed from numpy's global state, so
-        # keras.utils.set_random_seed() makes them reproducible.
-        self._rng = np.random.default_rng(seed if seed is not None else np.random.randint(2**31))
+        # Unseeded instances draw their seed from Python's global generator,
+        # which keras.utils.set_random_seed() seeds too.
+        self._rng = np.random.default_rng(seed if seed is not None else random.getrandbits(63))
 
     def __call__(self, shape, dtype=None):
         values = self._rng.standard_normal(shape, dtype=np.float32)

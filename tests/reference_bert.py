@@ -5,8 +5,11 @@ residual attention, Conditional LayerNorm, hierarchical positions, custom
 position ids). Written from the BERT equations, not from nlp4keras.
 """
 
+import math
+
 import numpy as np
-from scipy.special import erf
+
+erf = np.vectorize(math.erf)
 
 
 def gelu(x):

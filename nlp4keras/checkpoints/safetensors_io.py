@@ -34,7 +34,7 @@ class SafetensorsReader(CheckpointReader):
     def read(self, name):
         self._check(name)
         try:
-            return self._file.get_tensor(name).copy()
+            return self._file.get_tensor(name)  # a fresh buffer per call
         except Exception as error:
             raise CheckpointError(f"cannot read tensor {name!r} from {self.path}: {error}") from error
 

@@ -1,9 +1,11 @@
 """Multi-head attention: one layer for every model family."""
 
+import math
+
 import keras
 from keras import ops
 
-from nlp4keras.backend import attention_scale, infinity
+from nlp4keras.backend import infinity
 from nlp4keras.layers.base import Layer, first_mask, serializable
 
 
@@ -84,7 +86,7 @@ class MultiHeadAttention(Layer):
         q = self._project(q, "q", self.key_size)
         k = self._project(k, "k", self.key_size)
         v = self._project(v, "v", self.head_size)
-        scale = attention_scale(self.key_size) if self.attention_scale else 1.0
+        scale = 1.0 / math.sqrt(self.key_size) if self.attention_scale else 1.0
         dropout_active = self.dropout is not None and bool(training)
         if dropout_active or self.return_attention_scores or self.key_size != self.head_size:
             o, logits = self._explicit_attention(q, k, v, attn_mask, bias, scale, training)

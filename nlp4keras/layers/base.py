@@ -2,9 +2,7 @@
 
 import keras
 
-# Every layer registers under this package name so `keras.saving.load_model`
-# finds it once nlp4keras is imported.
-serializable = keras.saving.register_keras_serializable(package="nlp4keras")
+from nlp4keras.backend import serializable  # noqa: F401  (re-exported for the layers)
 
 
 class Layer(keras.layers.Layer):

@@ -6,6 +6,20 @@ from keras import ops
 from nlp4keras.layers.base import Layer, first_mask, serializable
 
 
+def lookup(table, ids, owner):
+    """Rows of `table` for integer `ids`. Negative ids are invalid (never
+    wrapped around): like ids >= len(table) they raise on torch and
+    TensorFlow, and give NaN rows inside a jitted JAX function, which cannot
+    raise."""
+    ids = ops.cast(ids, "int32")
+    rows = table.shape[0]
+    ids = ops.where(ids < 0, rows, ids)
+    try:
+        return ops.take(table, ids, axis=0)
+    except IndexError as error:
+        raise ValueError(f"{owner}: ids must be in [0, {rows}), got one outside") from error
+
+
 @serializable
 class Embedding(Layer):
     """Token embedding whose matrix doubles as the tied output projection.
@@ -35,9 +49,7 @@ class Embedding(Layer):
 
     def call(self, inputs, mode="embedding"):
         if mode == "embedding":
-            if "int" not in str(inputs.dtype):
-                inputs = ops.cast(inputs, "int32")
-            return ops.take(self.embeddings, inputs, axis=0)
+            return lookup(self.embeddings, inputs, self.name)
         if mode == "dense":
             return ops.matmul(inputs, ops.transpose(ops.cast(self.embeddings, inputs.dtype)))
         raise ValueError(f"Embedding mode must be 'embedding' or 'dense', got {mode!r}")
@@ -71,7 +83,9 @@ class PositionEmbedding(Layer):
         alpha * u[i] + (1 - alpha) * u[j] with u = (p - alpha * p[0]) / (1 - alpha),
         which leaves the first n positions unchanged.
     custom_position_ids: the layer takes [x, position_ids] instead of x.
-    offset: position i uses row i + offset (HF RoBERTa starts at pad id + 1).
+    offset: HF RoBERTa's convention: rows start at `offset` (pad id + 1) and
+        only real tokens are counted (from the Keras mask of x), so left or
+        middle padding shifts no position.
     """
 
     def __init__(self, input_dim, output_dim, merge_mode="add", hierarchical=None,
@@ -101,14 +115,18 @@ class PositionEmbedding(Layer):
         rows = self.input_dim - self.offset
         return rows ** 2 if self.hierarchical else rows
 
-    def call(self, inputs):
+    def call(self, inputs, mask=None):
         if self.custom_position_ids:
             inputs, position_ids = inputs
-            position_ids = ops.cast(position_ids, "int32")
         else:
             position_ids = None
+        mask = first_mask(mask)
+        if self.offset and position_ids is None and mask is not None:
+            real = ops.cast(mask, "int32")
+            position_ids = (ops.cumsum(real, axis=1) - 1) * real
         seq_len = ops.shape(inputs)[1]
-        if isinstance(seq_len, int) and position_ids is None and seq_len > self.max_positions:
+        if isinstance(seq_len, int) and not self.custom_position_ids \
+                and seq_len > self.max_positions:
             raise ValueError(
                 f"{self.name}: sequence length {seq_len} exceeds the {self.max_positions} "
                 "positions this model was built with (max_position)")
@@ -121,11 +139,12 @@ class PositionEmbedding(Layer):
             rows = self.input_dim - self.offset
             alpha = 0.4 if self.hierarchical is True else float(self.hierarchical)
             basis = (embeddings - alpha * embeddings[:1]) / (1.0 - alpha)
-            coarse = ops.take(basis, positions // rows, axis=0)
-            fine = ops.take(basis, positions % rows, axis=0)
+            positions = ops.cast(positions, "int32")
+            coarse = lookup(basis, positions // rows, self.name)
+            fine = lookup(basis, positions % rows, self.name)
             positions_emb = alpha * coarse + (1.0 - alpha) * fine
         elif position_ids is not None:
-            positions_emb = ops.take(embeddings, position_ids, axis=0)
+            positions_emb = lookup(embeddings, position_ids, self.name)
         else:
             positions_emb = ops.expand_dims(embeddings[:seq_len], 0)
         return self._merge(inputs, positions_emb)

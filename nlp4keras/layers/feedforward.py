@@ -22,6 +22,8 @@ class FeedForward(Layer):
         self.units = int(units)
         activations = activation if isinstance(activation, (list, tuple)) else [activation]
         self.activation = [resolve_activation(a) for a in activations]
+        for name in self.activation:
+            get_activation(name)  # an unknown name fails here, not at the first call
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 

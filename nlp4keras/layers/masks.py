@@ -5,6 +5,7 @@ Each layer returns a boolean mask (True = may attend) broadcastable to
 layer from the Keras mask of its inputs.
 """
 
+import keras
 from keras import ops
 
 from nlp4keras.layers.base import Layer, serializable
@@ -27,42 +28,33 @@ def unilm_mask(segment_ids):
     return ops.expand_dims(order[:, None, :] <= order[:, :, None], 1)
 
 
-@serializable
-class LMMask(Layer):
-    """Causal mask built from token ids (bert4keras' Attention-LM-Mask)."""
-
-    def call(self, inputs):
-        length = ops.shape(inputs)[1]
-        return causal_mask(length)
+class _MaskLayer(Layer):
+    """A layer whose output is a boolean attention mask (and carries no mask)."""
 
     def compute_mask(self, inputs, mask=None):
         return None
 
-    def compute_output_shape(self, input_shape):
-        return (1, 1, input_shape[1], input_shape[1])
-
     def compute_output_spec(self, inputs):
-        from keras import KerasTensor
-
-        shape = self.compute_output_shape(inputs.shape)
-        return KerasTensor(shape, dtype="bool")
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype="bool")
 
 
 @serializable
-class UniLMMask(Layer):
+class LMMask(_MaskLayer):
+    """Causal mask built from token ids (bert4keras' Attention-LM-Mask)."""
+
+    def call(self, inputs):
+        return causal_mask(ops.shape(inputs)[1])
+
+    def compute_output_shape(self, input_shape):
+        return (1, 1, input_shape[1], input_shape[1])
+
+
+@serializable
+class UniLMMask(_MaskLayer):
     """Seq2seq mask built from segment ids (bert4keras' Attention-UniLM-Mask)."""
 
     def call(self, inputs):
         return unilm_mask(inputs)
 
-    def compute_mask(self, inputs, mask=None):
-        return None
-
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1, input_shape[1], input_shape[1])
-
-    def compute_output_spec(self, inputs):
-        from keras import KerasTensor
-
-        shape = self.compute_output_shape(inputs.shape)
-        return KerasTensor(shape, dtype="bool")

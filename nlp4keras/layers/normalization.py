@@ -33,6 +33,7 @@ class LayerNormalization(Layer):
         self.conditional = conditional
         self.hidden_units = hidden_units
         self.hidden_activation = resolve_activation(hidden_activation)
+        get_activation(self.hidden_activation)  # fail early on an unknown name
         self.hidden_initializer = keras.initializers.get(hidden_initializer)
         self.epsilon = float(epsilon)
 

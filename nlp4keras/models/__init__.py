@@ -1,13 +1,13 @@
 """Model builders; `build_transformer_model` is the bert4keras entry point."""
 
-import difflib
 import inspect
 
+from nlp4keras.messages import did_you_mean
 from nlp4keras.models.applications import (LM_Mask, UniLM_Mask, extend_with_language_model,
                                            extend_with_unified_language_model)
 from nlp4keras.models.bert import BERT
-from nlp4keras.models.config import (BUILD_ARGUMENTS, check_arguments, init_arguments,
-                                     normalize_config, read_config_file)
+from nlp4keras.models.config import (BUILD_ARGUMENTS, check_arguments, check_model_type,
+                                     init_arguments, normalize_config, read_config_file)
 from nlp4keras.models.transformer import Transformer
 
 #: model= names accepted by build_transformer_model.
@@ -28,9 +28,8 @@ def _choose(kind, value, options):
     key = str(value).lower()
     if key in options:
         return options[key]
-    close = difflib.get_close_matches(key, list(options), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown {kind} {value!r}.{hint} Valid {kind}s: {', '.join(options)}")
+    raise ValueError(f"unknown {kind} {value!r}.{did_you_mean(key, options)} "
+                     f"Valid {kind}s: {', '.join(options)}")
 
 
 def build_transformer_model(config_path=None, checkpoint_path=None, model="bert",
@@ -58,7 +57,9 @@ def build_transformer_model(config_path=None, checkpoint_path=None, model="bert"
     check_arguments(kwargs, constructor_arguments + list(BUILD_ARGUMENTS))
     configs = {}
     if config_path is not None:
-        file_config = normalize_config(read_config_file(config_path))
+        raw_config = read_config_file(config_path)
+        check_model_type(raw_config, model_class, config_path)
+        file_config = normalize_config(raw_config)
         configs.update({k: v for k, v in file_config.items() if k in constructor_arguments})
     configs.update(normalize_config(kwargs))
 

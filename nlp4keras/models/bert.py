@@ -63,6 +63,8 @@ class BERT(Transformer):
     """
 
     hf_naming = HF_BERT_NAMING
+    core_scopes = ("bert/embeddings/", "bert/encoder/")
+    hf_model_types = ("bert", "roberta", "xlm-roberta", "camembert")
 
     def __init__(self, max_position=512, segment_vocab_size=2, with_pool=False, with_nsp=False,
                  with_mlm=False, hierarchical_position=None, custom_position_ids=False,

@@ -1,10 +1,11 @@
 """Model configuration: Google `bert_config.json` / HF `config.json` keys to
 builder arguments, and validation of user keyword arguments."""
 
-import difflib
 import inspect
 import json
 import os
+
+from nlp4keras.messages import did_you_mean
 
 # Config-file key -> builder argument.
 CONFIG_ALIASES = {
@@ -74,11 +75,23 @@ def _reject_unsupported(config, path):
             raise NotImplementedError(f"{path}: {flag}=true is not supported; {hint}")
 
 
+def check_model_type(config, model_class, path):
+    """Refuse an HF config of an architecture the model family cannot load."""
+    model_type = config.get("model_type")
+    supported = model_class.hf_model_types
+    if model_type is not None and supported and model_type not in supported:
+        raise ValueError(
+            f"{path} describes a {model_type!r} model, which {model_class.__name__} cannot "
+            f"load; it reads HF model types {', '.join(supported)}")
+
+
 def normalize_config(config):
     """Config-file keys renamed to builder arguments; derived values added."""
-    normalized = {CONFIG_ALIASES.get(key, key): value for key, value in config.items()}
+    normalized = {CONFIG_ALIASES.get(key, key): value for key, value in config.items()
+                  if value is not None or key != "pad_token_id"}
     if config.get("model_type") in _POSITION_OFFSET_TYPES and "position_offset" not in config:
-        normalized["position_offset"] = int(config.get("pad_token_id", 1)) + 1
+        pad = config.get("pad_token_id")
+        normalized["position_offset"] = (1 if pad is None else int(pad)) + 1
     return normalized
 
 
@@ -88,8 +101,26 @@ def check_arguments(kwargs, valid, function="build_transformer_model"):
     for key in kwargs:
         if key in accepted:
             continue
-        close = difflib.get_close_matches(key, sorted(accepted), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise TypeError(
-            f"{function}() got an unexpected keyword argument {key!r}.{hint} "
+            f"{function}() got an unexpected keyword argument {key!r}.{did_you_mean(key, accepted)} "
             f"Valid keyword arguments: {', '.join(sorted(valid))}")
+
+
+def positive_int(name, value):
+    """`value` as an int > 0, or a TypeError/ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return int(value)
+
+
+def rate(name, value):
+    """A dropout rate in [0, 1) (None means 0), or an error naming `name`."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)

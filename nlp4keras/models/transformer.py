@@ -12,8 +12,10 @@ import keras
 import numpy as np
 
 from nlp4keras.checkpoints.loading import LoadReport, assign_from_checkpoint, open_for_model
+from nlp4keras.backend import get_activation
 from nlp4keras.initializers import TruncatedNormal
 from nlp4keras.layers import MultiHeadAttention
+from nlp4keras.models.config import positive_int, rate
 
 
 class Transformer:
@@ -22,6 +24,11 @@ class Transformer:
     #: Rules translating HF (PyTorch-style) tensor names to this family's
     #: Google names; set by each family.
     hf_naming = None
+    #: Google-name prefixes of the encoder's own weights (not heads): a
+    #: checkpoint tensor there that the model does not use gets a warning.
+    core_scopes = ()
+    #: HF config `model_type`s this family can load (empty: not checked).
+    hf_model_types = ()
 
     def __init__(self, vocab_size, hidden_size, num_hidden_layers, num_attention_heads,
                  intermediate_size, hidden_act, dropout_rate=None, attention_dropout_rate=None,
@@ -33,17 +40,25 @@ class Transformer:
             vocab_size = len(keep_tokens)
         if compound_tokens is not None:
             vocab_size += len(compound_tokens)
-        self.vocab_size = int(vocab_size)
-        self.hidden_size = int(hidden_size)
-        self.num_hidden_layers = int(num_hidden_layers)
-        self.num_attention_heads = int(num_attention_heads)
-        self.attention_head_size = int(attention_head_size or hidden_size // num_attention_heads)
-        self.attention_key_size = int(attention_key_size or self.attention_head_size)
-        self.intermediate_size = int(intermediate_size)
+        self.vocab_size = positive_int("vocab_size", vocab_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        self.num_hidden_layers = positive_int("num_hidden_layers", num_hidden_layers)
+        self.num_attention_heads = positive_int("num_attention_heads", num_attention_heads)
+        if attention_head_size is None and self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {hidden_size} is not a multiple of num_attention_heads "
+                f"{num_attention_heads}; pass attention_head_size to choose the head size")
+        self.attention_head_size = positive_int(
+            "attention_head_size",
+            attention_head_size or self.hidden_size // self.num_attention_heads)
+        self.attention_key_size = positive_int(
+            "attention_key_size", attention_key_size or self.attention_head_size)
+        self.intermediate_size = positive_int("intermediate_size", intermediate_size)
         self.hidden_act = hidden_act
-        self.dropout_rate = dropout_rate or 0.0
-        self.attention_dropout_rate = attention_dropout_rate or 0.0
-        self.embedding_size = int(embedding_size or hidden_size)
+        get_activation(hidden_act)  # an unknown activation fails here
+        self.dropout_rate = rate("dropout_rate", dropout_rate)
+        self.attention_dropout_rate = rate("attention_dropout_rate", attention_dropout_rate)
+        self.embedding_size = positive_int("embedding_size", embedding_size or hidden_size)
         self.sequence_length = sequence_length
         self.keep_tokens = keep_tokens
         self.compound_tokens = compound_tokens
@@ -71,6 +86,11 @@ class Transformer:
         """
         if self.built:
             return self.model
+        if isinstance(layer_norm_cond, bool) or not (
+                layer_norm_cond is None or isinstance(layer_norm_cond, int)
+                or keras.backend.is_keras_tensor(layer_norm_cond)):
+            raise TypeError("layer_norm_cond must be a Keras tensor [batch, size] or the int "
+                            f"size of a new condition input, got {layer_norm_cond!r}")
         if isinstance(layer_norm_cond, int):
             layer_norm_cond = keras.Input(
                 shape=(layer_norm_cond,), name=self.prefixed("Input-LayerNorm-Condition"))
@@ -81,7 +101,14 @@ class Transformer:
         self.set_inputs(inputs, additional_input_layers)
         outputs = self.call(inputs)
         self.set_outputs(outputs)
-        self.model = keras.Model(self.input, self.output, name=self.name)
+        try:
+            self.model = keras.Model(self.input, self.output, name=self.name)
+        except ValueError as error:
+            if layer_norm_cond is None or "not connected" not in str(error):
+                raise
+            raise ValueError(
+                "layer_norm_cond depends on inputs the model does not have: pass them as "
+                f"additional_input_layers ({error})") from None
         self.built = True
         return self.model
 
@@ -166,12 +193,15 @@ class Transformer:
     def load_embeddings(self, embeddings):
         """Apply keep_tokens (row subset) and compound_tokens (appended rows,
         each a weighted mean of existing rows) to an embedding-like tensor."""
+        rows = embeddings.shape[0]
         if self.keep_tokens is not None:
+            _check_token_ids("keep_tokens", self.keep_tokens, rows)
             embeddings = embeddings[np.asarray(self.keep_tokens)]
         if self.compound_tokens is not None:
             extra = []
             for item in self.compound_tokens:
                 ids, weights = _compound_ids_and_weights(item)
+                _check_token_ids("compound_tokens", ids, embeddings.shape[0])
                 extra.append(np.average(embeddings[ids], axis=0, weights=weights))
             embeddings = np.concatenate([embeddings, np.stack(extra).astype(embeddings.dtype)], 0)
         return embeddings
@@ -216,7 +246,7 @@ class Transformer:
         with open_for_model(checkpoint, self.hf_naming) as reader:
             report = assign_from_checkpoint(
                 pairs, reader, lambda name: self.load_variable(reader, name),
-                strict=not self.ignore_invalid_weights)
+                strict=not self.ignore_invalid_weights, core_scopes=self.core_scopes)
         self.load_report = report
         return report
 
@@ -225,6 +255,12 @@ def _as_list(x):
     if x is None:
         return []
     return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _check_token_ids(name, ids, rows):
+    bad = [i for i in ids if not 0 <= int(i) < rows]
+    if bad:
+        raise ValueError(f"{name} holds ids outside the checkpoint's {rows}-token vocab: {bad[:10]}")
 
 
 def _compound_ids_and_weights(item):

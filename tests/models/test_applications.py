@@ -53,17 +53,19 @@ def test_unilm_source_is_bidirectional_target_is_causal():
 
 
 def reference_mask(kind, ids, segments):
-    """[B, 1, S, S] boolean mask computed directly from the definitions."""
+    """[B, 1, S, S] boolean mask computed directly from the definitions.
+
+    unilm (bert4keras' rule): number the spans of the segment ids, each 1
+    starting a new one; token i sees token j iff j's span number is not
+    greater than i's. For [0 0 0 1 1] this is UniLM's seq2seq mask (the source
+    sees itself, each target token the source and the targets before it)."""
     batch, length = ids.shape
     mask = np.zeros((batch, 1, length, length), dtype=bool)
     for b in range(batch):
+        span = [sum(segments[b, :k + 1]) for k in range(length)]
         for i in range(length):
             for j in range(length):
-                if kind == "lm":
-                    allowed = j <= i
-                else:  # unilm: the source (segment 0) is visible to all,
-                    # a target token only to itself and later target tokens
-                    allowed = segments[b, j] == 0 or (segments[b, i] == 1 and j <= i)
+                allowed = j <= i if kind == "lm" else span[j] <= span[i]
                 mask[b, 0, i, j] = allowed and ids[b, j] != 0
     return mask
 
@@ -72,8 +74,11 @@ def reference_mask(kind, ids, segments):
 def test_logits_match_transformers_with_the_same_mask(tiny_pretraining, application):
     hf_model, folders = tiny_pretraining
     folder = folders["safetensors"]
-    ids = np.array([[5, 17, 23, 42, 8, 9, 0, 0], [7, 3, 11, 19, 31, 2, 64, 70]], dtype="int32")
-    segments = np.array([[0, 0, 0, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1, 1]], dtype="int32")
+    ids = np.array([[5, 17, 23, 42, 8, 9, 0, 0], [7, 3, 11, 19, 31, 2, 64, 70],
+                    [4, 8, 15, 16, 23, 42, 9, 0]], dtype="int32")
+    # The third row alternates segments (bert4keras' multi-turn use).
+    segments = np.array([[0, 0, 0, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1, 1],
+                         [0, 1, 0, 1, 1, 0, 1, 0]], dtype="int32")
     model = build_transformer_model(folder / "config.json", folder, application=application,
                                     with_mlm="linear")
     logits = run(model, [ids, segments])

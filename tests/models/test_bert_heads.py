@@ -72,3 +72,21 @@ def test_bin_and_state_dict_load_the_same(tiny_pretraining, batch):
     from_dict = build_transformer_model(folders["bin"] / "config.json",
                                         torch_model.state_dict(), with_mlm="linear")
     np.testing.assert_array_equal(run(from_file, [ids, segments]), run(from_dict, [ids, segments]))
+
+
+@pytest.mark.parametrize("hidden_act", ["gelu_new", "relu", "silu"])
+def test_hidden_act_from_the_config(tmp_path, hidden_act):
+    """The config's activation is honoured (tanh GELU is not exact GELU)."""
+    from helpers import randomize_
+    from transformers import BertConfig, BertForMaskedLM
+
+    config = BertConfig(**{**TINY_BERT, "hidden_act": hidden_act, "layer_norm_eps": 1e-5})
+    hf_model = randomize_(BertForMaskedLM(config).eval(), seed=5)
+    hf_model.save_pretrained(tmp_path)
+    ids, segments = padded_batch(TINY_BERT["vocab_size"], [9, 5], 9, seed=2)
+    with torch.no_grad():
+        expected = hf_model(input_ids=torch.tensor(ids, dtype=torch.long),
+                            token_type_ids=torch.tensor(segments, dtype=torch.long),
+                            attention_mask=torch.tensor(ids != 0, dtype=torch.long)).logits.numpy()
+    model = build_transformer_model(tmp_path / "config.json", tmp_path, with_mlm="linear")
+    assert np.abs(run(model, [ids, segments]) - expected)[ids != 0].max() <= TOLERANCE

@@ -170,7 +170,9 @@ def test_shared_layers_dict_shares_weights(weights):
 
 
 def test_no_segment_input(weights):
-    model = build(weights, segment_vocab_size=0)
+    with pytest.warns(UserWarning, match="token_type_embeddings") as caught:
+        model = build(weights, segment_vocab_size=0)
+    assert caught[0].filename == __file__  # attributed to the caller, not to nlp4keras
     assert [t.name for t in model.model.inputs] == ["Input-Token"]
     assert "bert/embeddings/token_type_embeddings" in model.load_report.unexpected
     ids = np.array([[2, 17, 33, 3]], dtype="int32")

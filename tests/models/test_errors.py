@@ -103,7 +103,7 @@ def test_hf_names_report_their_stored_name(tiny_pretraining, tmp_path):
     del tensors["bert.encoder.layer.0.output.dense.weight"]
     save_file(tensors, tmp_path / "model.safetensors")
     shutil.copy(folders["safetensors"] / "config.json", tmp_path / "config.json")
-    with pytest.raises(CheckpointError, match=r"stored as 'bert\.encoder\.layer\.0\.output\.dense"):
+    with pytest.raises(CheckpointError, match=r"expected as .bert\.encoder\.layer\.0\.output\.dense"):
         build_transformer_model(tmp_path / "config.json", tmp_path)
 
 
@@ -150,3 +150,61 @@ def test_sequence_longer_than_positions_is_an_error():
     ids = np.ones((1, 9), "int32")
     with pytest.raises(ValueError, match="sequence length 9 exceeds the 8 positions"):
         model([ids, np.zeros_like(ids)])
+
+
+def test_bad_hyperparameters_fail_at_build_naming_them():
+    with pytest.raises(ValueError, match="unknown activation 'gleu'"):
+        build_transformer_model(**{**TINY_BERT, "hidden_act": "gleu"})
+    with pytest.raises(TypeError, match="dropout_rate must be a number"):
+        build_transformer_model(**TINY_BERT, dropout_rate="0.1")
+    with pytest.raises(ValueError, match="hidden_size 30 is not a multiple of num_attention_heads 4"):
+        build_transformer_model(**{**TINY_BERT, "hidden_size": 30})
+    with pytest.raises(TypeError, match="num_hidden_layers must be a whole number"):
+        build_transformer_model(**{**TINY_BERT, "num_hidden_layers": 2.5})
+
+
+def test_config_of_another_architecture_is_named(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**TINY_BERT, "model_type": "gpt2"}))
+    with pytest.raises(ValueError, match="describes a 'gpt2' model.*bert, roberta"):
+        build_transformer_model(config)
+
+
+def test_keep_tokens_outside_the_checkpoint_vocab():
+    weights, config = google_weights()
+    with pytest.raises(ValueError, match=r"keep_tokens holds ids outside .* 50-token vocab: \[50, 99\]"):
+        build_transformer_model(config, weights, keep_tokens=[0, 1, 50, 99])
+
+
+def test_layer_norm_condition_mistakes():
+    import keras
+
+    condition = keras.Input(shape=(3,))
+    with pytest.raises(ValueError, match="additional_input_layers"):
+        build_transformer_model(**TINY_BERT, layer_norm_cond=condition)
+    with pytest.raises(TypeError, match="layer_norm_cond must be"):
+        build_transformer_model(**TINY_BERT, layer_norm_cond=True)
+
+
+def test_unused_tensors_are_listed_in_a_strict_error():
+    """Another architecture's checkpoint: the unused names show what it is."""
+    weights, config = google_weights()
+    weights = {name.replace("bert/", "electra/"): value for name, value in weights.items()}
+    with pytest.raises(CheckpointError, match=r"unused tensors in the checkpoint \(46\): 'cls/"):
+        build_transformer_model(config, weights)
+
+
+@pytest.mark.parametrize("bad_id", [TINY_BERT["vocab_size"], -1])
+def test_out_of_range_token_ids_never_pass_silently(bad_id):
+    import keras
+
+    model = build_transformer_model(**TINY_BERT)
+    ids = np.array([[5, 6, bad_id, 7]], dtype="int32")
+    segments = np.zeros_like(ids)
+    if keras.backend.backend() == "jax":
+        # XLA cannot raise: the bad row becomes NaN instead of a valid-looking one.
+        out = keras.ops.convert_to_numpy(model.predict_on_batch([ids, segments]))
+        assert np.isnan(out).all()
+    else:
+        with pytest.raises(ValueError, match=r"Embedding-Token: ids must be in \[0, 99\)"):
+            model([ids, segments])

@@ -19,8 +19,11 @@ def test_roberta_mlm_matches_transformers(tmp_path):
     hf_model = randomize_(RobertaForMaskedLM(config).eval(), seed=3)
     hf_model.save_pretrained(tmp_path)
 
-    # Right-padded with the pad id 1; id 0 (<s>) must NOT be treated as padding.
-    ids = np.array([[0, 7, 19, 33, 2, 1, 1, 1], [0, 11, 5, 0, 45, 52, 9, 2]], dtype="int32")
+    # Padded with the pad id 1 on the right, on the left and in the middle;
+    # id 0 (<s>) must NOT be treated as padding. transformers counts
+    # positions over real tokens only, whatever the padding side.
+    ids = np.array([[0, 7, 19, 33, 2, 1, 1, 1], [0, 11, 5, 0, 45, 52, 9, 2],
+                    [1, 1, 1, 0, 7, 19, 33, 2], [0, 7, 1, 1, 19, 33, 2, 1]], dtype="int32")
     segments = np.zeros_like(ids)
     with torch.no_grad():
         expected = hf_model(input_ids=torch.tensor(ids, dtype=torch.long),

@@ -48,3 +48,25 @@ def test_save_weights_round_trip(tmp_path):
     source.save_weights(path)
     target.load_weights(path)
     np.testing.assert_array_equal(run(source, inputs), run(target, inputs))
+
+
+def test_load_model_in_a_fresh_process_after_import_nlp4keras(tmp_path):
+    """Only `import nlp4keras` is needed to deserialize (layers register)."""
+    import os
+    import subprocess
+    import sys
+
+    model = build_transformer_model(**TINY_BERT, with_mlm=True, application="unilm")
+    inputs = inputs_for(model)
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "io.npz", ids=inputs[0], segments=inputs[1], out=run(model, inputs))
+    code = (
+        "import sys, numpy as np, nlp4keras, keras\n"
+        "model = keras.saving.load_model(sys.argv[1] + '/model.keras')\n"
+        "io = np.load(sys.argv[1] + '/io.npz')\n"
+        "out = keras.ops.convert_to_numpy(model([io['ids'], io['segments']], training=False))\n"
+        "print(float(np.abs(out - io['out']).max()))\n")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                            text=True, env=dict(os.environ), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.split()[-1]) == 0.0
