@@ -16,8 +16,13 @@ export TRANSFORMERS_VERBOSITY := error
 demo: install assets
 	$(BIN)/python examples/sentence_similarity.py
 
-# The whole suite, once per backend; any failure (or no tests: exit 5) fails.
+LINTED := nlp4keras tests scripts examples benchmarks
+
+# Lint, then the whole suite once per backend; any failure (or no tests:
+# pytest's exit code 5) fails.
 test: install assets
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	@for backend in $(BACKENDS); do \
 		echo "=== tests on the $$backend backend ==="; \
 		KERAS_BACKEND=$$backend $(BIN)/python -m pytest $(PYTEST_ARGS) || exit $$?; \

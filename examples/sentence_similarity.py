@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
 import nlp4keras  # noqa: F401  (chooses a Keras backend if none is set)
-import keras
 from nlp4keras.models import build_transformer_model
 from nlp4keras.tokenizers import Tokenizer
 
@@ -49,8 +49,10 @@ def main():
     tokenizer = Tokenizer(str(folder / "vocab.txt"), do_lower_case=True)
     vectors = embed(model, tokenizer, SENTENCES)
     similarity = vectors @ vectors.T
-    print(f"all-MiniLM-L6-v2 on the {keras.backend.backend()} backend "
-          f"({time.perf_counter() - start:.1f} s to load and embed)\n")
+    print(
+        f"all-MiniLM-L6-v2 on the {keras.backend.backend()} backend "
+        f"({time.perf_counter() - start:.1f} s to load and embed)\n"
+    )
     print("cosine similarity")
     for i, sentence in enumerate(SENTENCES):
         row = " ".join(f"{value:5.2f}" for value in similarity[i])

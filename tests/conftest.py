@@ -8,9 +8,10 @@ os.environ.setdefault("KERAS_HOME", str(REPO / ".keras_home"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import nlp4keras  # noqa: E402  (chooses the Keras backend before keras loads)
 import pytest  # noqa: E402
 from helpers import TINY_BERT, randomize_  # noqa: E402
+
+import nlp4keras  # noqa: E402  (chooses the Keras backend before keras loads)
 
 ASSETS = REPO / ".assets"
 

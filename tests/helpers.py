@@ -17,9 +17,17 @@ def randomize_(module, seed=0, scale=0.1):
     return module
 
 
-TINY_BERT = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                 intermediate_size=37, max_position_embeddings=64, type_vocab_size=2,
-                 hidden_act="gelu", layer_norm_eps=1e-12)
+TINY_BERT = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    type_vocab_size=2,
+    hidden_act="gelu",
+    layer_norm_eps=1e-12,
+)
 
 
 def padded_batch(vocab_size, lengths, seq_len, seed=0, cls_id=None, sep_id=None):
@@ -30,7 +38,7 @@ def padded_batch(vocab_size, lengths, seq_len, seed=0, cls_id=None, sep_id=None)
     segments = np.zeros_like(ids)
     for row, length in enumerate(lengths):
         ids[row, length:] = 0
-        segments[row, length // 2:length] = 1
+        segments[row, length // 2 : length] = 1
         if cls_id is not None:
             ids[row, 0] = cls_id
         if sep_id is not None:
@@ -46,4 +54,3 @@ def run(model, inputs):
     if isinstance(outputs, (list, tuple)):
         return [keras.ops.convert_to_numpy(o) for o in outputs]
     return keras.ops.convert_to_numpy(outputs)
-

@@ -36,8 +36,18 @@ def hierarchical_positions(table, positions, alpha=0.4):
     return alpha * u[positions // n] + (1.0 - alpha) * u[positions % n]
 
 
-def bert_forward(w, ids, segments, heads, num_layers, positions=None, allowed=None,
-                 residual=False, ln=layer_norm, position_rows=None):
+def bert_forward(
+    w,
+    ids,
+    segments,
+    heads,
+    num_layers,
+    positions=None,
+    allowed=None,
+    residual=False,
+    ln=layer_norm,
+    position_rows=None,
+):
     """Last hidden states. w: Google-named weights. allowed: optional boolean
     [B, S, S] mask (on top of padding). residual: RealFormer logits carried
     from layer to layer. ln(x, gamma, beta, name): LayerNorm hook.
@@ -47,8 +57,11 @@ def bert_forward(w, ids, segments, heads, num_layers, positions=None, allowed=No
         if positions is None:
             positions = np.tile(np.arange(length), (batch, 1))
         position_rows = w["bert/embeddings/position_embeddings"][positions]
-    x = (w["bert/embeddings/word_embeddings"][ids]
-         + w["bert/embeddings/token_type_embeddings"][segments] + position_rows)
+    x = (
+        w["bert/embeddings/word_embeddings"][ids]
+        + w["bert/embeddings/token_type_embeddings"][segments]
+        + position_rows
+    )
     x = ln(x, w["bert/embeddings/LayerNorm/gamma"], w["bert/embeddings/LayerNorm/beta"])
     visible = np.broadcast_to((ids != 0)[:, None, :], (batch, length, length))
     if allowed is not None:
@@ -69,8 +82,11 @@ def bert_forward(w, ids, segments, heads, num_layers, positions=None, allowed=No
             previous = logits
         scores = np.where(visible[:, None], logits, -1e12)
         context = (softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(batch, length, -1)
-        x = ln(x + dense(context, "attention/output/dense"),
-               w[p + "attention/output/LayerNorm/gamma"], w[p + "attention/output/LayerNorm/beta"])
+        x = ln(
+            x + dense(context, "attention/output/dense"),
+            w[p + "attention/output/LayerNorm/gamma"],
+            w[p + "attention/output/LayerNorm/beta"],
+        )
         h = dense(gelu(dense(x, "intermediate/dense")), "output/dense")
         x = ln(x + h, w[p + "output/LayerNorm/gamma"], w[p + "output/LayerNorm/beta"])
     return x

@@ -6,15 +6,17 @@ import sys
 
 import pytest
 
-PROBE = ("import nlp4keras, os, keras; "
-         "print(os.environ.get('KERAS_BACKEND'), keras.backend.backend())")
+PROBE = (
+    "import nlp4keras, os, keras; print(os.environ.get('KERAS_BACKEND'), keras.backend.backend())"
+)
 
 
 def probe(code=PROBE, **env):
     environment = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     environment.update(env)
-    result = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.split()
 

@@ -8,8 +8,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_demo_prints_paraphrase_similarities(minilm_dir):
-    result = subprocess.run([sys.executable, str(REPO / "examples" / "sentence_similarity.py"),
-                             str(minilm_dir)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "sentence_similarity.py"), str(minilm_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if line.strip().startswith("[")]
     matrix = [[float(v) for v in row[1:7]] for row in rows]

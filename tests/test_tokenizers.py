@@ -26,31 +26,68 @@ LOCALE_DIR = Path("/usr/share/locale")
 LANGUAGES = ("zh_CN", "zh_TW", "ja", "ko", "de", "fr", "es", "ru", "el", "vi", "pl", "tr", "ar")
 LINES_PER_LANGUAGE = 250
 DOCSTRING_MODULES = (
-    "json", "textwrap", "collections", "argparse", "pathlib", "re", "string",
-    "functools", "itertools", "subprocess", "zipfile", "email.message", "http.client",
+    "json",
+    "textwrap",
+    "collections",
+    "argparse",
+    "pathlib",
+    "re",
+    "string",
+    "functools",
+    "itertools",
+    "subprocess",
+    "zipfile",
+    "email.message",
+    "http.client",
 )
 EDGE_CASES = [
-    "", "   ", "\t\n\r", "A man is eating food.", "Café naïve résumé façade",
-    "ÀÉÎÕÜ ÅÇÑ ØÆŒ", "İstanbul straße ǅemal", "ΟΔΟΣ ΣΟΦΟΣ Σ",
-    "Ｆｕｌｌ－ｗｉｄｔｈ ＡＢＣ１２３，。！？", "ａｂｃ 全角字母 ＡＢＣ",
-    "ﾊﾝｶｸ ｶﾀｶﾅ and ﬁ ligature ½ Ⅻ", "😀 emoji 👍🏽 test 🇫🇷 ok",
-    "a\x00b\x07c\u200bd\ufeffe\ufffdf", "\ue000private\U000f0000use",
-    "line\u2028sep\u2029para\x85next\x0bvt\x0cff", "no\u00a0break\u3000ideographic",
-    "中文English混合text测试123", "我爱北京天安门。", "日本語のテキストです", "한국어 텍스트입니다",
-    "𠀀𪚥 rare ideographs 㐀", "x" * 101, "y" * 100, "z" * 250,
-    "supercalifragilisticexpialidocious", "tab\there  and   spaces",
+    "",
+    "   ",
+    "\t\n\r",
+    "A man is eating food.",
+    "Café naïve résumé façade",
+    "ÀÉÎÕÜ ÅÇÑ ØÆŒ",
+    "İstanbul straße ǅemal",
+    "ΟΔΟΣ ΣΟΦΟΣ Σ",
+    "Ｆｕｌｌ－ｗｉｄｔｈ ＡＢＣ１２３，。！？",
+    "ａｂｃ 全角字母 ＡＢＣ",
+    "ﾊﾝｶｸ ｶﾀｶﾅ and ﬁ ligature ½ Ⅻ",
+    "😀 emoji 👍🏽 test 🇫🇷 ok",
+    "a\x00b\x07c\u200bd\ufeffe\ufffdf",
+    "\ue000private\U000f0000use",
+    "line\u2028sep\u2029para\x85next\x0bvt\x0cff",
+    "no\u00a0break\u3000ideographic",
+    "中文English混合text测试123",
+    "我爱北京天安门。",
+    "日本語のテキストです",
+    "한국어 텍스트입니다",
+    "𠀀𪚥 rare ideographs 㐀",
+    "x" * 101,
+    "y" * 100,
+    "z" * 250,
+    "supercalifragilisticexpialidocious",
+    "tab\there  and   spaces",
     "e-mail: someone@example.com, http://example.com/path?q=1&r=2",
-    "$3.14, 50% off... (maybe) [sic] {ok}", "don't can't won't it's y'all",
+    "$3.14, 50% off... (maybe) [sic] {ok}",
+    "don't can't won't it's y'all",
     "‘single’ “double” — dash – en… «guillemets» ¿qué? ¡sí!",
-    "C++ / C# / F# vs. Objective-C", "#hashtag @mention ~tilde ^caret `tick`",
-    "1,000,000.50 + 2^10 = 1024; 3/4 <= 0.75", "Ελληνικά Русский العربية עברית हिन्दी",
-    "Tiếng Việt có dấu: Hà Nội, Đà Nẵng", "Zalgo: Z̷̢a̸l̵g̶o̴", "[cls] lowercase brackets [mask]",
+    "C++ / C# / F# vs. Objective-C",
+    "#hashtag @mention ~tilde ^caret `tick`",
+    "1,000,000.50 + 2^10 = 1024; 3/4 <= 0.75",
+    "Ελληνικά Русский العربية עברית हिन्दी",
+    "Tiếng Việt có dấu: Hà Nội, Đà Nẵng",
+    "Zalgo: Z̷̢a̸l̵g̶o̴",
+    "[cls] lowercase brackets [mask]",
 ]
 CHINESE_SENTENCES = [
-    "今天天气很好，我们去公园散步吧！", "机器学习（Machine Learning）是人工智能的一个分支。",
-    "请输入您的用户名和密码：", "文件“example.txt”不存在，请检查路径。",
-    "版本 3.11 已发布，新增 50% 性能提升。", "他说：“这是BERT模型的分词器。”",
-    "错误：无法连接到服务器（代码 404）……", "《红楼梦》是中国古典四大名著之一。",
+    "今天天气很好，我们去公园散步吧！",
+    "机器学习（Machine Learning）是人工智能的一个分支。",
+    "请输入您的用户名和密码：",
+    "文件“example.txt”不存在，请检查路径。",
+    "版本 3.11 已发布，新增 50% 性能提升。",
+    "他说：“这是BERT模型的分词器。”",
+    "错误：无法连接到服务器（代码 404）……",
+    "《红楼梦》是中国古典四大名著之一。",
 ]
 
 
@@ -64,7 +101,7 @@ def _mo_strings(path):
         for i in range(count):
             length, offset = struct.unpack_from(order + "2I", data, table_at + 8 * i)
             try:
-                strings.append(data[offset:offset + length].decode("utf-8"))
+                strings.append(data[offset : offset + length].decode("utf-8"))
             except UnicodeDecodeError:
                 continue  # catalogs in legacy encodings: skip, not mojibake
     return strings
@@ -74,8 +111,11 @@ def _lines(strings):
     """Non-blank lines; \\x00 joins plural forms and \\x04 a context."""
     lines = set()
     for text in strings:
-        lines.update(line for line in text.replace("\x00", "\n").replace("\x04", "\n").splitlines()
-                     if line.strip())
+        lines.update(
+            line
+            for line in text.replace("\x00", "\n").replace("\x04", "\n").splitlines()
+            if line.strip()
+        )
     return sorted(lines)
 
 
@@ -129,11 +169,13 @@ def _hf_tokenizer(minilm_dir, lowercase=True):
     hf.no_padding()
     if not lowercase:
         hf.normalizer = hf_tokenizers.normalizers.BertNormalizer(
-            clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
+            clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
+        )
     return hf
 
 
 # -- parity with Hugging Face -------------------------------------------------
+
 
 @pytest.mark.parametrize("lowercase", [True, False], ids=["uncased", "cased"])
 def test_ids_match_hf_bert_wordpiece(corpus, lowercase, minilm_dir):
@@ -143,10 +185,12 @@ def test_ids_match_hf_bert_wordpiece(corpus, lowercase, minilm_dir):
     assert len(corpus) > 1000
     expected = [encoding.ids for encoding in hf.encode_batch(corpus)]
     actual = [ours.encode(line)[0] for line in corpus]
-    mismatches = [(line, got, ids)
-                  for line, got, ids in zip(corpus, actual, expected) if got != ids]
-    assert not mismatches, \
+    mismatches = [
+        (line, got, ids) for line, got, ids in zip(corpus, actual, expected) if got != ids
+    ]
+    assert not mismatches, (
         f"{len(mismatches)} of {len(corpus)} lines differ, first: {mismatches[:3]}"
+    )
 
 
 def test_known_ids_and_special_token_ids(minilm):
@@ -172,8 +216,10 @@ def test_decode(minilm):
     def round_trip(text):
         return minilm.decode(minilm.encode(text)[0])
 
-    assert round_trip("Hello, world! It's 3.14 dollars (roughly).") == \
-        "hello, world! it's 3.14 dollars (roughly)."
+    assert (
+        round_trip("Hello, world! It's 3.14 dollars (roughly).")
+        == "hello, world! it's 3.14 dollars (roughly)."
+    )
     assert round_trip("Unaffable people") == "unaffable people"
     assert round_trip("中国人民大学。") == "中国人民大学。"
     assert round_trip("中文English中文，Test") == "中文english中文，test"
@@ -189,8 +235,9 @@ def test_vocab_round_trip(tmp_path, minilm_dir):
 
 
 def test_simplified_vocab_gives_the_same_tokens(corpus, minilm, minilm_dir):
-    vocab, keep_tokens = load_vocab(minilm_dir / "vocab.txt", simplified=True,
-                                    startswith=list(SPECIAL_TOKENS))
+    vocab, keep_tokens = load_vocab(
+        minilm_dir / "vocab.txt", simplified=True, startswith=list(SPECIAL_TOKENS)
+    )
     assert len(vocab) == len(keep_tokens) < minilm._vocab_size
     assert keep_tokens[:5] == [0, 100, 101, 102, 103]
     simplified = Tokenizer(vocab, do_lower_case=True)
@@ -200,8 +247,24 @@ def test_simplified_vocab_gives_the_same_tokens(corpus, minilm, minilm_dir):
 
 # -- tiny vocab: encode, truncation, vocab files ------------------------------
 
-TINY_TOKENS = list(SPECIAL_TOKENS) + ["a", "b", "c", "d", "e", "f", "g", "h", "##b", "中", "中国",
-                                      "##国", "a.", "!", "[unused1]", "hello"]
+TINY_TOKENS = list(SPECIAL_TOKENS) + [
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    "f",
+    "g",
+    "h",
+    "##b",
+    "中",
+    "中国",
+    "##国",
+    "a.",
+    "!",
+    "[unused1]",
+    "hello",
+]
 
 
 @pytest.fixture
@@ -221,15 +284,23 @@ def test_encode_pair_patterns(tiny):
     assert segments == [0] * 4 + [1] * 3
 
 
-@pytest.mark.parametrize("truncate_from, kept", [
-    ("right", ("a", "b")), ("left", ("d", "e")), (1, ("d", "e")), (2, ("a", "e")), (-2, ("a", "b")),
-])
+@pytest.mark.parametrize(
+    "truncate_from, kept",
+    [
+        ("right", ("a", "b")),
+        ("left", ("d", "e")),
+        (1, ("d", "e")),
+        (2, ("a", "e")),
+        (-2, ("a", "b")),
+    ],
+)
 def test_encode_truncates_the_longer_text(tiny, truncate_from, kept):
     ids, segments = tiny.encode("a b c d e", "f g h", maxlen=8, truncate_from=truncate_from)
     assert ids == _ids("[CLS]", *kept, "[SEP]", "f", "g", "h", "[SEP]")
     assert segments == [0] * 4 + [1] * 4
-    ids, _ = tiny.encode("a b c d e", "f g h", maxlen=9, pattern="S*ES*E",
-                         truncate_from=truncate_from)
+    ids, _ = tiny.encode(
+        "a b c d e", "f g h", maxlen=9, pattern="S*ES*E", truncate_from=truncate_from
+    )
     assert ids == _ids("[CLS]", *kept, "[SEP]", "[CLS]", "f", "g", "h", "[SEP]")
 
 
@@ -243,22 +314,42 @@ def test_unknown_words_pieces_and_translate(tiny):
 
 def test_simplified_tiny_vocab(tmp_path):
     (tmp_path / "vocab.txt").write_text("\n".join(TINY_TOKENS) + "\n", encoding="utf-8")
-    vocab, keep_tokens = load_vocab(tmp_path / "vocab.txt", simplified=True,
-                                    startswith=["[CLS]", "[SEP]"])
+    vocab, keep_tokens = load_vocab(
+        tmp_path / "vocab.txt", simplified=True, startswith=["[CLS]", "[SEP]"]
+    )
     # Dropped: [PAD], [UNK], [MASK] and [unused1] (brackets), 中国, ##国, a.
-    assert list(vocab) == ["[CLS]", "[SEP]", "a", "b", "c", "d", "e", "f", "g", "h", "##b",
-                           "中", "!", "hello"]
+    assert list(vocab) == [
+        "[CLS]",
+        "[SEP]",
+        "a",
+        "b",
+        "c",
+        "d",
+        "e",
+        "f",
+        "g",
+        "h",
+        "##b",
+        "中",
+        "!",
+        "hello",
+    ]
     assert keep_tokens == [TINY_TOKENS.index(token) for token in vocab]
 
 
 @settings(max_examples=200, deadline=None)
-@given(first=st.text(max_size=60), second=st.none() | st.text(max_size=60),
-       maxlen=st.integers(4, 30), pattern=st.sampled_from(["S*E*E", "S*ES*E"]),
-       truncate_from=st.sampled_from(["right", "left", 0, 1, 3, -1, -3]))
+@given(
+    first=st.text(max_size=60),
+    second=st.none() | st.text(max_size=60),
+    maxlen=st.integers(4, 30),
+    pattern=st.sampled_from(["S*E*E", "S*ES*E"]),
+    truncate_from=st.sampled_from(["right", "left", 0, 1, 3, -1, -3]),
+)
 def test_encode_respects_maxlen(first, second, maxlen, pattern, truncate_from):
     tokenizer = Tokenizer({token: i for i, token in enumerate(TINY_TOKENS)}, do_lower_case=True)
-    ids, segments = tokenizer.encode(first, second, maxlen=maxlen, pattern=pattern,
-                                     truncate_from=truncate_from)
+    ids, segments = tokenizer.encode(
+        first, second, maxlen=maxlen, pattern=pattern, truncate_from=truncate_from
+    )
     assert len(ids) == len(segments) <= maxlen
     assert ids[0] == tokenizer._token_start_id and ids[-1] == tokenizer._token_end_id
     untruncated, _ = tokenizer.encode(first, second, pattern=pattern)
@@ -266,6 +357,7 @@ def test_encode_respects_maxlen(first, second, maxlen, pattern, truncate_from):
 
 
 # -- errors ---------------------------------------------------------------------
+
 
 def test_missing_vocab_file(tmp_path):
     missing = tmp_path / "nope" / "vocab.txt"
@@ -301,10 +393,15 @@ def test_vocab_without_unk_token():
         tokenizer.token_to_id("zzz")
 
 
-@pytest.mark.parametrize("call, type_name", [
-    (lambda t: t.tokenize(123), "int"), (lambda t: t.tokenize(b"abc"), "bytes"),
-    (lambda t: t.encode(None), "NoneType"), (lambda t: t.encode("a", ["b"]), "list"),
-])
+@pytest.mark.parametrize(
+    "call, type_name",
+    [
+        (lambda t: t.tokenize(123), "int"),
+        (lambda t: t.tokenize(b"abc"), "bytes"),
+        (lambda t: t.encode(None), "NoneType"),
+        (lambda t: t.encode("a", ["b"]), "list"),
+    ],
+)
 def test_non_str_input(tiny, call, type_name):
     with pytest.raises(TypeError, match=type_name):
         call(tiny)

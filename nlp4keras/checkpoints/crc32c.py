@@ -183,4 +183,3 @@ def unmask(masked):
 def masked_crc32c(data):
     """`mask(crc32c(data))`, the form stored in TensorFlow files."""
     return mask(crc32c(data))
-

@@ -28,7 +28,7 @@ def _template_regex(template):
     for match in _FIELD.finditer(template):
         name, choices = match.groups()
         choices = {None: "[^./]+", "int": "[0-9]+"}.get(choices, choices)
-        pattern += re.escape(template[position:match.start()])
+        pattern += re.escape(template[position : match.start()])
         pattern += rf"(?P<{name}>{choices})"
         position = match.end()
     return re.compile(pattern + re.escape(template[position:]) + "$")
@@ -88,7 +88,7 @@ class NamingRules:
         yield self.heads, name
         for prefix in self.base_prefixes:
             if name.startswith(prefix):
-                yield self.base, name[len(prefix):]
+                yield self.base, name[len(prefix) :]
                 return
         yield self.base, name
 
@@ -130,8 +130,9 @@ class HFNamingView(CheckpointReader):
         self.ignored = []
         self.unmapped = []
         keys = reader.keys()
-        self._base_prefix = next((p for p in naming.base_prefixes
-                                  if any(k.startswith(p) for k in keys)), "")
+        self._base_prefix = next(
+            (p for p in naming.base_prefixes if any(k.startswith(p) for k in keys)), ""
+        )
         for key in keys:
             if naming.is_ignored(key):
                 self.ignored.append(key)

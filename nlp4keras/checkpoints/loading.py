@@ -13,7 +13,8 @@ from nlp4keras.messages import warn_user
 # Variables of Google/TF training checkpoints that are not model weights.
 _NOT_WEIGHTS = re.compile(
     r"(^|/)(global_step|adam_[mv]|Adam(_\d+)?|Momentum|bad_steps|good_steps|loss_scale"
-    r"|current_loss_scale)$|^_CHECKPOINTABLE_OBJECT_GRAPH$")
+    r"|current_loss_scale)$|^_CHECKPOINTABLE_OBJECT_GRAPH$"
+)
 
 
 def open_for_model(checkpoint, hf_naming):
@@ -26,7 +27,8 @@ def open_for_model(checkpoint, hf_naming):
     if hf_naming is None:
         reader.close()
         raise CheckpointError(
-            f"{reader.path} uses HF/PyTorch tensor names, which this model family cannot map")
+            f"{reader.path} uses HF/PyTorch tensor names, which this model family cannot map"
+        )
     return HFNamingView(reader, hf_naming)
 
 
@@ -52,8 +54,10 @@ class LoadReport:
         for _, path, shape, described in self.missing:
             lines.append(f"  missing tensor {described} for weight {path!r} of shape {shape}")
         for _, path, ckpt_shape, model_shape, described in self.mismatched:
-            lines.append(f"  shape mismatch for {described}: {ckpt_shape} in the checkpoint, "
-                         f"{tuple(model_shape)} for weight {path!r}")
+            lines.append(
+                f"  shape mismatch for {described}: {ckpt_shape} in the checkpoint, "
+                f"{tuple(model_shape)} for weight {path!r}"
+            )
         return "\n".join(lines)
 
     def unused_line(self, limit=20):
@@ -97,13 +101,21 @@ def assign_from_checkpoint(pairs, reader, read, strict=True, core_scopes=()):
         used.add(name)
         path = getattr(variable, "path", variable.name)
         if name not in available:
-            report.missing.append((name, path, tuple(variable.shape),
-                                   _described(reader, name, "expected as")))
+            report.missing.append(
+                (name, path, tuple(variable.shape), _described(reader, name, "expected as"))
+            )
             continue
         value = np.asarray(read(name))
         if tuple(value.shape) != tuple(variable.shape):
-            report.mismatched.append((name, path, tuple(value.shape), tuple(variable.shape),
-                                      _described(reader, name, "stored as")))
+            report.mismatched.append(
+                (
+                    name,
+                    path,
+                    tuple(value.shape),
+                    tuple(variable.shape),
+                    _described(reader, name, "stored as"),
+                )
+            )
             continue
         variable.assign(value)
         report.loaded.append(name)
@@ -117,10 +129,13 @@ def assign_from_checkpoint(pairs, reader, read, strict=True, core_scopes=()):
             message += "\n" + report.unused_line(limit=10)
         if strict:
             raise CheckpointError(
-                message + "\nPass ignore_invalid_weights=True to load the tensors that fit.")
+                message + "\nPass ignore_invalid_weights=True to load the tensors that fit."
+            )
         warn_user(message + "\nThese weights keep their initial values.")
     if report.unused_core:
-        warn_user(f"{reader.path}: the model does not use these encoder tensors of the "
-                  f"checkpoint, so its outputs will differ from the original model's: "
-                  f"{', '.join(report.unused_core[:10])}")
+        warn_user(
+            f"{reader.path}: the model does not use these encoder tensors of the "
+            f"checkpoint, so its outputs will differ from the original model's: "
+            f"{', '.join(report.unused_core[:10])}"
+        )
     return report

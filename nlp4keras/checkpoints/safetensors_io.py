@@ -36,7 +36,9 @@ class SafetensorsReader(CheckpointReader):
         try:
             return self._file.get_tensor(name)  # a fresh buffer per call
         except Exception as error:
-            raise CheckpointError(f"cannot read tensor {name!r} from {self.path}: {error}") from error
+            raise CheckpointError(
+                f"cannot read tensor {name!r} from {self.path}: {error}"
+            ) from error
 
     def _check(self, name):
         if name not in self._keys:

@@ -34,7 +34,8 @@ def _open_file(path):
         return TFCheckpointReader(path)
     raise CheckpointError(
         f"cannot tell the checkpoint format of {path}: expected .safetensors, "
-        ".bin/.pt/.pth, a *.index.json shard index or a TF checkpoint (.index)")
+        ".bin/.pt/.pth, a *.index.json shard index or a TF checkpoint (.index)"
+    )
 
 
 def _open_folder(path):
@@ -46,7 +47,8 @@ def _open_folder(path):
         return TFCheckpointReader(path)
     raise CheckpointError(
         f"no checkpoint found in folder {path}: looked for {', '.join(_FOLDER_CANDIDATES)} "
-        "and TF checkpoint files (*.index)")
+        "and TF checkpoint files (*.index)"
+    )
 
 
 def open_checkpoint(checkpoint):
@@ -59,7 +61,8 @@ def open_checkpoint(checkpoint):
     if not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(
             "checkpoint must be a path, a dict of arrays or a CheckpointReader, "
-            f"got {type(checkpoint).__name__}")
+            f"got {type(checkpoint).__name__}"
+        )
     path = os.fspath(checkpoint)
     if os.path.isdir(path):
         return _open_folder(path)

@@ -225,9 +225,7 @@ class TFCheckpointReader(CheckpointReader):
                 lengths.append(length)
         except WireFormatError:
             raise CheckpointError(f"corrupt {where}: bad element lengths") from None
-        length_bytes = b"".join(
-            n.to_bytes(4 if n <= 0xFFFFFFFF else 8, "little") for n in lengths
-        )
+        length_bytes = b"".join(n.to_bytes(4 if n <= 0xFFFFFFFF else 8, "little") for n in lengths)
         lengths_crc = crc32c.crc32c(length_bytes)
         stored = buffer[pos : pos + 4]
         if len(stored) != 4 or crc32c.unmask(int.from_bytes(stored, "little")) != lengths_crc:
@@ -254,9 +252,7 @@ def resolve_prefix(path):
         return _prefix_in_folder(path)
     base = re.sub(r"\.(index|data-\d{5}-of-\d{5})$", "", path)
     if not os.path.isfile(base + ".index"):
-        raise CheckpointError(
-            f"no TensorFlow checkpoint at {path}: {base}.index does not exist"
-        )
+        raise CheckpointError(f"no TensorFlow checkpoint at {path}: {base}.index does not exist")
     return base
 
 

@@ -20,268 +20,15 @@ shape, strides); `read(name)` fetches the bytes of that one tensor.
 """
 
 import os
-import pickle
 import sys
 import zipfile
 import zlib
-from typing import NamedTuple
 
-import ml_dtypes
 import numpy as np
 
 from nlp4keras.checkpoints.base import CheckpointReader
 from nlp4keras.checkpoints.errors import CheckpointError
-
-# torch dtype name -> numpy dtype.
-_DTYPES = {
-    name: np.dtype(dtype)
-    for name, dtype in {
-        "float64": np.float64,
-        "float32": np.float32,
-        "float16": np.float16,
-        "bfloat16": ml_dtypes.bfloat16,
-        "float8_e4m3fn": ml_dtypes.float8_e4m3fn,
-        "float8_e5m2": ml_dtypes.float8_e5m2,
-        "float8_e4m3fnuz": ml_dtypes.float8_e4m3fnuz,
-        "float8_e5m2fnuz": ml_dtypes.float8_e5m2fnuz,
-        "complex64": np.complex64,
-        "complex128": np.complex128,
-        "int8": np.int8,
-        "uint8": np.uint8,
-        "int16": np.int16,
-        "uint16": np.uint16,
-        "int32": np.int32,
-        "uint32": np.uint32,
-        "int64": np.int64,
-        "uint64": np.uint64,
-        "bool": np.bool_,
-    }.items()
-}
-
-# Typed storage class name -> torch dtype name of its elements.
-_STORAGE_CLASSES = {
-    "DoubleStorage": "float64",
-    "FloatStorage": "float32",
-    "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16",
-    "ComplexFloatStorage": "complex64",
-    "ComplexDoubleStorage": "complex128",
-    "CharStorage": "int8",
-    "ByteStorage": "uint8",
-    "ShortStorage": "int16",
-    "IntStorage": "int32",
-    "LongStorage": "int64",
-    "BoolStorage": "bool",
-}
-
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-_LEGACY_PROTOCOL = 1001
-
-
-# ---------------------------------------------------------------------------
-# Stand-ins returned by the restricted unpickler. Tuples are immutable, so a
-# pickle cannot alter them after the fact (BUILD, SETITEMS and APPENDS fail).
-
-
-class _StorageType(NamedTuple):
-    """A storage class such as `torch.FloatStorage`; dtype None means raw bytes."""
-
-    name: str
-    dtype: object
-
-
-class _TorchDType(NamedTuple):
-    """A dtype global such as `torch.float32`."""
-
-    name: str
-    dtype: np.dtype
-
-
-class _ClassName(NamedTuple):
-    """A tensor class (`torch.Tensor`, `torch.nn.Parameter`) named by the pickle."""
-
-    name: str
-
-
-class _Storage(NamedTuple):
-    """A storage met in the pickle: where its bytes are and how to read them."""
-
-    key: str
-    dtype: object  # numpy dtype, or None for an untyped storage
-    byte_offset: int  # non-zero only for legacy storage views
-
-
-class _Tensor(NamedTuple):
-    """Where one tensor's elements are: enough to rebuild it later."""
-
-    key: str
-    dtype: np.dtype
-    byte_offset: int
-    shape: tuple
-    strides: tuple  # in elements, as torch counts them
-
-
-def _is_count(value):
-    return type(value) is int and value >= 0
-
-
-def _count_tuple(value, what):
-    if not isinstance(value, (tuple, list)) or not all(map(_is_count, value)):
-        raise ValueError(f"bad tensor {what}: {value!r:.80}")
-    return tuple(value)
-
-
-def _new_tensor(storage, offset, shape, strides, dtype):
-    if not isinstance(storage, _Storage):
-        raise ValueError("tensor rebuilt from something that is not a storage")
-    if not _is_count(offset):
-        raise ValueError(f"bad storage offset: {offset!r:.80}")
-    shape = _count_tuple(shape, "shape")
-    strides = _count_tuple(strides, "strides")
-    if len(shape) != len(strides):
-        raise ValueError(f"shape {shape} and strides {strides} differ in length")
-    byte_offset = storage.byte_offset + offset * dtype.itemsize
-    return _Tensor(storage.key, dtype, byte_offset, shape, strides)
-
-
-def _rebuild_tensor(storage, offset, shape, strides, *_flags_and_metadata):
-    """`torch._utils._rebuild_tensor` and `_v2`: the dtype is the storage's."""
-    if not isinstance(storage, _Storage) or storage.dtype is None:
-        raise ValueError("tensor rebuilt from an untyped storage without a dtype")
-    return _new_tensor(storage, offset, shape, strides, storage.dtype)
-
-
-def _rebuild_tensor_v3(storage, offset, shape, strides, _grad, _hooks, dtype, *_meta):
-    """`torch._utils._rebuild_tensor_v3`: the dtype comes as an argument."""
-    if not isinstance(dtype, _TorchDType):
-        raise ValueError(f"bad tensor dtype: {dtype!r:.80}")
-    return _new_tensor(storage, offset, shape, strides, dtype.dtype)
-
-
-def _rebuild_parameter(data, _requires_grad, _hooks, _state=None):
-    """`torch._utils._rebuild_parameter(_with_state)`: a Parameter is its data."""
-    if not isinstance(data, _Tensor):
-        raise ValueError("parameter rebuilt from something that is not a tensor")
-    return data
-
-
-_REBUILDERS = (_rebuild_tensor, _rebuild_tensor_v3, _rebuild_parameter)
-
-
-def _rebuild_from_type(func, cls, args, _state):
-    """`torch._tensor._rebuild_from_type_v2`: a tensor carrying Python attributes."""
-    if func not in _REBUILDERS or not isinstance(cls, _ClassName):
-        raise ValueError("unsupported tensor subclass")
-    return func(*args)
-
-
-class _Dict(dict):
-    """A pickled `OrderedDict` (a plain dict keeps insertion order too)."""
-
-    def __setstate__(self, state):
-        pass  # drops attributes such as a module state dict's `_metadata`
-
-
-def _new_dict(*args):
-    """`collections.OrderedDict(...)`."""
-    return _Dict(*args)
-
-
-def _encode_latin1(text, encoding="latin1"):
-    """`_codecs.encode`: pickle protocol 2 stores bytes objects this way."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise ValueError("unsupported use of _codecs.encode")
-    return text.encode("latin-1")
-
-
-def _allowed_globals():
-    allowed = {
-        ("collections", "OrderedDict"): _new_dict,
-        ("_codecs", "encode"): _encode_latin1,
-        ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-        ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
-        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-        ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
-        ("torch", "Tensor"): _ClassName("torch.Tensor"),
-        ("torch.nn.parameter", "Parameter"): _ClassName("torch.nn.Parameter"),
-    }
-    for module in ("torch", "torch.storage"):
-        allowed[module, "UntypedStorage"] = _StorageType("UntypedStorage", None)
-    for cls, dtype_name in _STORAGE_CLASSES.items():
-        storage_type = _StorageType(cls, _DTYPES[dtype_name])
-        allowed["torch", cls] = storage_type
-        allowed["torch.cuda", cls] = storage_type  # very old GPU checkpoints
-    for name, dtype in _DTYPES.items():
-        allowed["torch", name] = _TorchDType(name, dtype)
-    return allowed
-
-
-_ALLOWED_GLOBALS = _allowed_globals()
-
-
-def _forbidden_global(path, module, name):
-    full = f"{module}.{name}"
-    if module.startswith("__torch__"):
-        why = "a TorchScript class: this is a scripted model, not a state dict"
-    elif module.startswith("torch.nn.") and name[:1].isupper():
-        why = "a pickled module class: save model.state_dict() instead of the model"
-    elif module.split(".")[0] == "torch" and name.endswith("Storage"):
-        why = "an unsupported storage type"
-    elif module.split(".")[0] == "torch":
-        why = "which this reader does not support (dense tensors and dicts only)"
-    else:
-        why = "which is not a tensor type"
-    return CheckpointError(f"refusing to load {path}: it references {full!r}, {why}")
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles with stand-ins only; records the item size of every storage key."""
-
-    def __init__(self, file, path, legacy):
-        super().__init__(file)
-        self._path = path
-        self._legacy = legacy
-        self.itemsizes = {}
-
-    def find_class(self, module, name):
-        found = _ALLOWED_GLOBALS.get((module, name))
-        if found is None:
-            raise _forbidden_global(self._path, module, name)
-        return found
-
-    def persistent_load(self, pid):
-        # Zip: ('storage', type, key, location, numel).
-        # Legacy: the same plus view metadata (view_key, offset, size) or None.
-        size = 6 if self._legacy else 5
-        if not (isinstance(pid, tuple) and len(pid) == size and pid[0] == "storage"):
-            raise ValueError(f"unexpected persistent id {pid!r:.80}")
-        storage_type, key, view = pid[1], pid[2], pid[5] if self._legacy else None
-        if not isinstance(storage_type, _StorageType) or not isinstance(key, str):
-            raise ValueError(f"bad storage reference {pid!r:.80}")
-        itemsize = 1 if storage_type.dtype is None else storage_type.dtype.itemsize
-        self.itemsizes[key] = itemsize
-        byte_offset = 0
-        if view is not None:
-            if not (isinstance(view, tuple) and len(view) == 3 and _is_count(view[1])):
-                raise ValueError(f"bad storage view {view!r:.80}")
-            byte_offset = view[1] * itemsize
-        return _Storage(key, storage_type.dtype, byte_offset)
-
-
-def _unpickle(file, path, legacy=False):
-    """Returns (object, {storage key: item size}); any failure is a CheckpointError."""
-    unpickler = _RestrictedUnpickler(file, path, legacy)
-    try:
-        return unpickler.load(), unpickler.itemsizes
-    except CheckpointError:
-        raise
-    except Exception as exc:  # a malformed pickle can fail in many ways
-        raise CheckpointError(
-            f"cannot read {path}: malformed pickle data ({type(exc).__name__}: {exc})"
-        ) from exc
-
+from nlp4keras.checkpoints.torch_pickle import LEGACY_MAGIC, LEGACY_PROTOCOL, TensorRecord, unpickle
 
 # ---------------------------------------------------------------------------
 # Where the storage bytes come from.
@@ -296,7 +43,7 @@ class _ZipStorages:
             self._zip = zipfile.ZipFile(file)
             names = self._zip.namelist()
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise CheckpointError(f"{path} is a truncated or corrupt zip archive: {exc}")
+            raise CheckpointError(f"{path} is a truncated or corrupt zip archive: {exc}") from exc
         pickles = [n for n in names if n.split("/")[-1] == "data.pkl" and n.count("/") <= 1]
         if not pickles:
             raise CheckpointError(
@@ -310,13 +57,13 @@ class _ZipStorages:
         }
         self.big_endian = self._entry_text(top + "byteorder", "little") == "big"
         with self._open(self._zip.getinfo(pickles[0])) as data_pkl:
-            self.root, _ = _unpickle(data_pkl, path)
+            self.root, _ = unpickle(data_pkl, path)
 
     def _open(self, info):
         try:
             return self._zip.open(info)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise CheckpointError(f"cannot read {self._path}: {exc}")
+            raise CheckpointError(f"cannot read {self._path}: {exc}") from exc
 
     def _entry_text(self, name, default):
         if name not in self._zip.NameToInfo:
@@ -337,7 +84,9 @@ class _ZipStorages:
                 entry.seek(start)
                 data = entry.read(length)
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-            raise CheckpointError(f"cannot read tensor {tensor!r} from {self._path}: {exc}")
+            raise CheckpointError(
+                f"cannot read tensor {tensor!r} from {self._path}: {exc}"
+            ) from exc
         if len(data) != length:
             raise CheckpointError(f"{self._path} is truncated: tensor {tensor!r} is cut short")
         return data
@@ -352,16 +101,16 @@ class _LegacyStorages:
     def __init__(self, file, path):
         self._file = file
         self._path = path
-        if _unpickle(file, path)[0] != _LEGACY_MAGIC:
+        if unpickle(file, path)[0] != LEGACY_MAGIC:
             raise CheckpointError(f"{path} is a pickle but not a PyTorch checkpoint")
-        version = _unpickle(file, path)[0]
-        if version != _LEGACY_PROTOCOL:
+        version = unpickle(file, path)[0]
+        if version != LEGACY_PROTOCOL:
             raise CheckpointError(f"{path}: unsupported legacy protocol version {version!r:.40}")
-        sys_info = _unpickle(file, path)[0]
+        sys_info = unpickle(file, path)[0]
         little = not isinstance(sys_info, dict) or sys_info.get("little_endian", True)
         self.big_endian = not little
-        self.root, itemsizes = _unpickle(file, path, legacy=True)
-        keys = _unpickle(file, path)[0]
+        self.root, itemsizes = unpickle(file, path, legacy=True)
+        keys = unpickle(file, path)[0]
         if not isinstance(keys, list):
             raise CheckpointError(f"cannot read {path}: bad storage key list")
         self._spans = self._walk(keys, itemsizes, "little" if little else "big")
@@ -420,14 +169,16 @@ def _open_storages(file, path):
             f"{path} uses the tar layout of early PyTorch releases, which is not supported: "
             "load it with torch.load and save it again with torch.save"
         )
-    raise CheckpointError(f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle)")
+    raise CheckpointError(
+        f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle)"
+    )
 
 
 # ---------------------------------------------------------------------------
 
 
 def _tensors_of(mapping):
-    return {k: v for k, v in mapping.items() if isinstance(k, str) and isinstance(v, _Tensor)}
+    return {k: v for k, v in mapping.items() if isinstance(k, str) and isinstance(v, TensorRecord)}
 
 
 def _find_state_dict(root, path, nested_key):
@@ -447,8 +198,7 @@ def _find_state_dict(root, path, nested_key):
         return _tensors_of(root[nested[0]])
     if nested:
         raise CheckpointError(
-            f"{path} holds tensors under several keys {nested}; "
-            "pass nested_key= to choose one"
+            f"{path} holds tensors under several keys {nested}; pass nested_key= to choose one"
         )
     raise CheckpointError(f"{path} holds no tensors (looked at the top level and one level down)")
 

@@ -30,10 +30,19 @@ class MultiHeadAttention(Layer):
     softmax in float32.
     """
 
-    def __init__(self, heads, head_size, out_dim=None, key_size=None, use_bias=True,
-                 attention_scale=True, attention_dropout=None,
-                 return_attention_scores=False, kernel_initializer="glorot_uniform",
-                 **kwargs):
+    def __init__(
+        self,
+        heads,
+        head_size,
+        out_dim=None,
+        key_size=None,
+        use_bias=True,
+        attention_scale=True,
+        attention_dropout=None,
+        return_attention_scores=False,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.heads = int(heads)
         self.head_size = int(head_size)
@@ -44,21 +53,36 @@ class MultiHeadAttention(Layer):
         self.attention_dropout = attention_dropout or 0.0
         self.return_attention_scores = return_attention_scores
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.dropout = keras.layers.Dropout(self.attention_dropout) if self.attention_dropout else None
+        self.dropout = (
+            keras.layers.Dropout(self.attention_dropout) if self.attention_dropout else None
+        )
 
     def build(self, input_shape):
         q_dim, k_dim, v_dim = (shape[-1] for shape in input_shape[:3])
         out_dim = self.out_dim or q_dim
         qk_units = self.heads * self.key_size
         v_units = self.heads * self.head_size
-        for prefix, in_dim, units in (("q", q_dim, qk_units), ("k", k_dim, qk_units),
-                                      ("v", v_dim, v_units), ("o", v_units, out_dim)):
-            setattr(self, prefix + "_kernel", self.add_weight(
-                name=prefix + "_kernel", shape=(in_dim, units),
-                initializer=self.kernel_initializer))
+        for prefix, in_dim, units in (
+            ("q", q_dim, qk_units),
+            ("k", k_dim, qk_units),
+            ("v", v_dim, v_units),
+            ("o", v_units, out_dim),
+        ):
+            setattr(
+                self,
+                prefix + "_kernel",
+                self.add_weight(
+                    name=prefix + "_kernel",
+                    shape=(in_dim, units),
+                    initializer=self.kernel_initializer,
+                ),
+            )
             if self.use_bias:
-                setattr(self, prefix + "_bias", self.add_weight(
-                    name=prefix + "_bias", shape=(units,), initializer="zeros"))
+                setattr(
+                    self,
+                    prefix + "_bias",
+                    self.add_weight(name=prefix + "_bias", shape=(units,), initializer="zeros"),
+                )
 
     def _project(self, x, prefix, size):
         y = ops.matmul(x, getattr(self, prefix + "_kernel"))

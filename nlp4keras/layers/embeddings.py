@@ -30,8 +30,15 @@ class Embedding(Layer):
     with neither, no mask is produced.
     """
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
-                 mask_zero=False, pad_token_id=None, **kwargs):
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        embeddings_initializer="uniform",
+        mask_zero=False,
+        pad_token_id=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
@@ -88,13 +95,22 @@ class PositionEmbedding(Layer):
         middle padding shifts no position.
     """
 
-    def __init__(self, input_dim, output_dim, merge_mode="add", hierarchical=None,
-                 embeddings_initializer="zeros", custom_position_ids=False, offset=0,
-                 **kwargs):
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        merge_mode="add",
+        hierarchical=None,
+        embeddings_initializer="zeros",
+        custom_position_ids=False,
+        offset=0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if merge_mode not in ("add", "mul", "zero", "concat"):
             raise ValueError(
-                f"merge_mode must be one of 'add', 'mul', 'zero', 'concat', got {merge_mode!r}")
+                f"merge_mode must be one of 'add', 'mul', 'zero', 'concat', got {merge_mode!r}"
+            )
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
         self.merge_mode = merge_mode
@@ -113,7 +129,7 @@ class PositionEmbedding(Layer):
     @property
     def max_positions(self):
         rows = self.input_dim - self.offset
-        return rows ** 2 if self.hierarchical else rows
+        return rows**2 if self.hierarchical else rows
 
     def call(self, inputs, mask=None):
         if self.custom_position_ids:
@@ -125,17 +141,24 @@ class PositionEmbedding(Layer):
             real = ops.cast(mask, "int32")
             position_ids = (ops.cumsum(real, axis=1) - 1) * real
         seq_len = ops.shape(inputs)[1]
-        if isinstance(seq_len, int) and not self.custom_position_ids \
-                and seq_len > self.max_positions:
+        if (
+            isinstance(seq_len, int)
+            and not self.custom_position_ids
+            and seq_len > self.max_positions
+        ):
             raise ValueError(
                 f"{self.name}: sequence length {seq_len} exceeds the {self.max_positions} "
-                "positions this model was built with (max_position)")
+                "positions this model was built with (max_position)"
+            )
         embeddings = ops.cast(self.embeddings, inputs.dtype)
         if self.offset:
-            embeddings = embeddings[self.offset:]
+            embeddings = embeddings[self.offset :]
         if self.hierarchical:
-            positions = (position_ids if position_ids is not None
-                         else ops.expand_dims(ops.arange(seq_len, dtype="int32"), 0))
+            positions = (
+                position_ids
+                if position_ids is not None
+                else ops.expand_dims(ops.arange(seq_len, dtype="int32"), 0)
+            )
             rows = self.input_dim - self.offset
             alpha = 0.4 if self.hierarchical is True else float(self.hierarchical)
             basis = (embeddings - alpha * embeddings[:1]) / (1.0 - alpha)

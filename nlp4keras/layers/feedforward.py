@@ -16,8 +16,9 @@ class FeedForward(Layer):
     Weights in Google checkpoint order: i0 kernel/bias, [i1 ...], o kernel/bias.
     """
 
-    def __init__(self, units, activation="relu", use_bias=True,
-                 kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(
+        self, units, activation="relu", use_bias=True, kernel_initializer="glorot_uniform", **kwargs
+    ):
         super().__init__(**kwargs)
         self.units = int(units)
         activations = activation if isinstance(activation, (list, tuple)) else [activation]
@@ -33,10 +34,16 @@ class FeedForward(Layer):
         shapes.append(("o", self.units, dim))
         self._projections = []
         for prefix, in_dim, out_dim in shapes:
-            kernel = self.add_weight(name=prefix + "_kernel", shape=(in_dim, out_dim),
-                                     initializer=self.kernel_initializer)
-            bias = (self.add_weight(name=prefix + "_bias", shape=(out_dim,), initializer="zeros")
-                    if self.use_bias else None)
+            kernel = self.add_weight(
+                name=prefix + "_kernel",
+                shape=(in_dim, out_dim),
+                initializer=self.kernel_initializer,
+            )
+            bias = (
+                self.add_weight(name=prefix + "_bias", shape=(out_dim,), initializer="zeros")
+                if self.use_bias
+                else None
+            )
             self._projections.append((kernel, bias))
 
     def _dense(self, x, index):

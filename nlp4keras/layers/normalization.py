@@ -22,9 +22,19 @@ class LayerNormalization(Layer):
     Statistics are computed in float32 whatever the compute dtype.
     """
 
-    def __init__(self, zero_mean=True, unit_variance=True, offset=True, scale=True,
-                 conditional=False, hidden_units=None, hidden_activation="linear",
-                 hidden_initializer="glorot_uniform", epsilon=1e-12, **kwargs):
+    def __init__(
+        self,
+        zero_mean=True,
+        unit_variance=True,
+        offset=True,
+        scale=True,
+        conditional=False,
+        hidden_units=None,
+        hidden_activation="linear",
+        hidden_initializer="glorot_uniform",
+        epsilon=1e-12,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.zero_mean = zero_mean
         self.unit_variance = unit_variance
@@ -49,20 +59,25 @@ class LayerNormalization(Layer):
         cond_dim = input_shape[1][-1]
         if self.hidden_units:
             self.hidden_kernel = self.add_weight(
-                name="hidden_kernel", shape=(cond_dim, self.hidden_units),
-                initializer=self.hidden_initializer)
+                name="hidden_kernel",
+                shape=(cond_dim, self.hidden_units),
+                initializer=self.hidden_initializer,
+            )
             cond_dim = self.hidden_units
         if self.offset:
             self.beta_kernel = self.add_weight(
-                name="beta_kernel", shape=(cond_dim, dim), initializer="zeros")
+                name="beta_kernel", shape=(cond_dim, dim), initializer="zeros"
+            )
         if self.scale:
             self.gamma_kernel = self.add_weight(
-                name="gamma_kernel", shape=(cond_dim, dim), initializer="zeros")
+                name="gamma_kernel", shape=(cond_dim, dim), initializer="zeros"
+            )
 
     def call(self, inputs):
         if not self.conditional:
-            return self._normalize(inputs, getattr(self, "gamma", None),
-                                   getattr(self, "beta", None))
+            return self._normalize(
+                inputs, getattr(self, "gamma", None), getattr(self, "beta", None)
+            )
         x, cond = inputs
         if self.hidden_units:
             cond = get_activation(self.hidden_activation)(ops.matmul(cond, self.hidden_kernel))

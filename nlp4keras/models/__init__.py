@@ -3,11 +3,21 @@
 import inspect
 
 from nlp4keras.messages import did_you_mean
-from nlp4keras.models.applications import (LM_Mask, UniLM_Mask, extend_with_language_model,
-                                           extend_with_unified_language_model)
+from nlp4keras.models.applications import (
+    LM_Mask,
+    UniLM_Mask,
+    extend_with_language_model,
+    extend_with_unified_language_model,
+)
 from nlp4keras.models.bert import BERT
-from nlp4keras.models.config import (BUILD_ARGUMENTS, check_arguments, check_model_type,
-                                     init_arguments, normalize_config, read_config_file)
+from nlp4keras.models.config import (
+    BUILD_ARGUMENTS,
+    check_arguments,
+    check_model_type,
+    init_arguments,
+    normalize_config,
+    read_config_file,
+)
 from nlp4keras.models.transformer import Transformer
 
 #: model= names accepted by build_transformer_model.
@@ -28,12 +38,19 @@ def _choose(kind, value, options):
     key = str(value).lower()
     if key in options:
         return options[key]
-    raise ValueError(f"unknown {kind} {value!r}.{did_you_mean(key, options)} "
-                     f"Valid {kind}s: {', '.join(options)}")
+    raise ValueError(
+        f"unknown {kind} {value!r}.{did_you_mean(key, options)} Valid {kind}s: {', '.join(options)}"
+    )
 
 
-def build_transformer_model(config_path=None, checkpoint_path=None, model="bert",
-                            application="encoder", return_keras_model=True, **kwargs):
+def build_transformer_model(
+    config_path=None,
+    checkpoint_path=None,
+    model="bert",
+    application="encoder",
+    return_keras_model=True,
+    **kwargs,
+):
     """Build a Transformer from a config (and optionally load a checkpoint).
 
     config_path: Google `bert_config.json`, HF `config.json`, or a folder
@@ -65,14 +82,16 @@ def build_transformer_model(config_path=None, checkpoint_path=None, model="bert"
 
     init_kwargs = {k: v for k, v in configs.items() if k in constructor_arguments}
     build_kwargs = {k: v for k, v in configs.items() if k in BUILD_ARGUMENTS}
-    missing = [name for name, parameter in
-               inspect.signature(Transformer.__init__).parameters.items()
-               if parameter.default is parameter.empty and name != "self"
-               and name not in init_kwargs]
+    missing = [
+        name
+        for name, parameter in inspect.signature(Transformer.__init__).parameters.items()
+        if parameter.default is parameter.empty and name != "self" and name not in init_kwargs
+    ]
     if missing:
         raise TypeError(
             f"build_transformer_model() needs {', '.join(missing)}: give a config_path "
-            "or pass them as keyword arguments")
+            "or pass them as keyword arguments"
+        )
     transformer = model_class(**init_kwargs)
     transformer.build(**build_kwargs)
     if checkpoint_path is not None:

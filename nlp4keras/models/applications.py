@@ -13,8 +13,9 @@ class LM_Mask:
 
     def compute_attention_bias(self, inputs=None):
         if self.attention_bias is None:
-            self.attention_bias = self.apply(inputs=self.inputs[0], layer=LMMask,
-                                             name="Attention-LM-Mask")
+            self.attention_bias = self.apply(
+                inputs=self.inputs[0], layer=LMMask, name="Attention-LM-Mask"
+            )
         return self.attention_bias
 
 
@@ -26,9 +27,11 @@ class UniLM_Mask:
             if getattr(self, "segment_vocab_size", 0) <= 0:
                 raise ValueError(
                     "application='unilm' builds its mask from segment ids, so "
-                    "segment_vocab_size must be > 0")
-            self.attention_bias = self.apply(inputs=self.inputs[1], layer=UniLMMask,
-                                             name="Attention-UniLM-Mask")
+                    "segment_vocab_size must be > 0"
+                )
+            self.attention_bias = self.apply(
+                inputs=self.inputs[1], layer=UniLMMask, name="Attention-UniLM-Mask"
+            )
         return self.attention_bias
 
 

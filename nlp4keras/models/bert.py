@@ -4,8 +4,16 @@ import keras
 
 from nlp4keras.backend import get_activation
 from nlp4keras.checkpoints.hf_names import DENSE, NORM, NamingRules
-from nlp4keras.layers import (Add, BiasAdd, Embedding, FeedForward, LayerNormalization,
-                              MultiHeadAttention, PositionEmbedding, TakeToken)
+from nlp4keras.layers import (
+    Add,
+    BiasAdd,
+    Embedding,
+    FeedForward,
+    LayerNormalization,
+    MultiHeadAttention,
+    PositionEmbedding,
+    TakeToken,
+)
 from nlp4keras.models.transformer import Transformer
 
 _LAYER = "encoder.layer.{i:int}."
@@ -17,12 +25,21 @@ HF_BERT_NAMING = NamingRules(
         ("embeddings.token_type_embeddings.weight", "bert/embeddings/token_type_embeddings"),
         ("embeddings.position_embeddings.weight", "bert/embeddings/position_embeddings"),
         ("embeddings.LayerNorm.{p}", "bert/embeddings/LayerNorm/{p}", NORM),
-        (_LAYER + "attention.self.{m:query|key|value}.{p}",
-         _GOOGLE_LAYER + "attention/self/{m:query|key|value}/{p}", DENSE),
-        (_LAYER + "attention.output.dense.{p}", _GOOGLE_LAYER + "attention/output/dense/{p}",
-         DENSE),
-        (_LAYER + "attention.output.LayerNorm.{p}",
-         _GOOGLE_LAYER + "attention/output/LayerNorm/{p}", NORM),
+        (
+            _LAYER + "attention.self.{m:query|key|value}.{p}",
+            _GOOGLE_LAYER + "attention/self/{m:query|key|value}/{p}",
+            DENSE,
+        ),
+        (
+            _LAYER + "attention.output.dense.{p}",
+            _GOOGLE_LAYER + "attention/output/dense/{p}",
+            DENSE,
+        ),
+        (
+            _LAYER + "attention.output.LayerNorm.{p}",
+            _GOOGLE_LAYER + "attention/output/LayerNorm/{p}",
+            NORM,
+        ),
         (_LAYER + "intermediate.dense.{p}", _GOOGLE_LAYER + "intermediate/dense/{p}", DENSE),
         (_LAYER + "output.dense.{p}", _GOOGLE_LAYER + "output/dense/{p}", DENSE),
         (_LAYER + "output.LayerNorm.{p}", _GOOGLE_LAYER + "output/LayerNorm/{p}", NORM),
@@ -30,8 +47,11 @@ HF_BERT_NAMING = NamingRules(
     ],
     heads=[
         ("cls.predictions.transform.dense.{p}", "cls/predictions/transform/dense/{p}", DENSE),
-        ("cls.predictions.transform.LayerNorm.{p}", "cls/predictions/transform/LayerNorm/{p}",
-         NORM),
+        (
+            "cls.predictions.transform.LayerNorm.{p}",
+            "cls/predictions/transform/LayerNorm/{p}",
+            NORM,
+        ),
         ("cls.predictions.bias", "cls/predictions/output_bias"),
         ("cls.predictions.decoder.bias", "cls/predictions/output_bias"),
         ("cls.seq_relationship.weight", "cls/seq_relationship/output_weights"),
@@ -43,8 +63,12 @@ HF_BERT_NAMING = NamingRules(
         ("lm_head.decoder.bias", "cls/predictions/output_bias"),
     ],
     # Buffers and the decoder matrix tied to the word embeddings.
-    ignored=["embeddings.position_ids", "embeddings.token_type_ids",
-             "cls.predictions.decoder.weight", "lm_head.decoder.weight"],
+    ignored=[
+        "embeddings.position_ids",
+        "embeddings.token_type_ids",
+        "cls.predictions.decoder.weight",
+        "lm_head.decoder.weight",
+    ],
     base_prefixes=("bert.", "roberta."),
 )
 
@@ -66,9 +90,19 @@ class BERT(Transformer):
     core_scopes = ("bert/embeddings/", "bert/encoder/")
     hf_model_types = ("bert", "roberta", "xlm-roberta", "camembert")
 
-    def __init__(self, max_position=512, segment_vocab_size=2, with_pool=False, with_nsp=False,
-                 with_mlm=False, hierarchical_position=None, custom_position_ids=False,
-                 pad_token_id=0, position_offset=0, **kwargs):
+    def __init__(
+        self,
+        max_position=512,
+        segment_vocab_size=2,
+        with_pool=False,
+        with_nsp=False,
+        with_mlm=False,
+        hierarchical_position=None,
+        custom_position_ids=False,
+        pad_token_id=0,
+        position_offset=0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.max_position = int(max_position)
         self.segment_vocab_size = int(segment_vocab_size or 0)
@@ -82,8 +116,9 @@ class BERT(Transformer):
 
     def get_inputs(self):
         def int_input(name):
-            return keras.Input(shape=(self.sequence_length,), dtype="int32",
-                               name=self.prefixed(name))
+            return keras.Input(
+                shape=(self.sequence_length,), dtype="int32", name=self.prefixed(name)
+            )
 
         inputs = [int_input("Input-Token")]
         if self.segment_vocab_size > 0:
@@ -95,42 +130,71 @@ class BERT(Transformer):
     def _layer_norm(self, x, name):
         cond, hidden_units, hidden_act = self.layer_norm_conds
         return self.apply(
-            inputs=self.simplify([x, cond]), layer=LayerNormalization,
-            conditional=cond is not None, hidden_units=hidden_units,
-            hidden_activation=hidden_act, hidden_initializer=self.initializer(),
-            epsilon=self.layer_norm_eps, name=name)
+            inputs=self.simplify([x, cond]),
+            layer=LayerNormalization,
+            conditional=cond is not None,
+            hidden_units=hidden_units,
+            hidden_activation=hidden_act,
+            hidden_initializer=self.initializer(),
+            epsilon=self.layer_norm_eps,
+            name=name,
+        )
 
     def apply_embeddings(self, inputs):
         inputs = list(inputs)
         x = inputs.pop(0)
         segments = inputs.pop(0) if self.segment_vocab_size > 0 else None
         positions = inputs.pop(0) if self.custom_position_ids else None
-        x = self.apply(inputs=x, layer=Embedding, input_dim=self.vocab_size,
-                       output_dim=self.embedding_size, embeddings_initializer=self.initializer(),
-                       pad_token_id=self.pad_token_id, name="Embedding-Token")
+        x = self.apply(
+            inputs=x,
+            layer=Embedding,
+            input_dim=self.vocab_size,
+            output_dim=self.embedding_size,
+            embeddings_initializer=self.initializer(),
+            pad_token_id=self.pad_token_id,
+            name="Embedding-Token",
+        )
         if segments is not None:
-            s = self.apply(inputs=segments, layer=Embedding, input_dim=self.segment_vocab_size,
-                           output_dim=self.embedding_size,
-                           embeddings_initializer=self.initializer(), name="Embedding-Segment")
+            s = self.apply(
+                inputs=segments,
+                layer=Embedding,
+                input_dim=self.segment_vocab_size,
+                output_dim=self.embedding_size,
+                embeddings_initializer=self.initializer(),
+                name="Embedding-Segment",
+            )
             x = self.apply(inputs=[x, s], layer=Add, name="Embedding-Token-Segment")
-        x = self.apply(inputs=self.simplify([x, positions]), layer=PositionEmbedding,
-                       input_dim=self.max_position, output_dim=self.embedding_size,
-                       merge_mode="add", hierarchical=self.hierarchical_position,
-                       embeddings_initializer=self.initializer(),
-                       custom_position_ids=self.custom_position_ids,
-                       offset=self.position_offset, name="Embedding-Position")
+        x = self.apply(
+            inputs=self.simplify([x, positions]),
+            layer=PositionEmbedding,
+            input_dim=self.max_position,
+            output_dim=self.embedding_size,
+            merge_mode="add",
+            hierarchical=self.hierarchical_position,
+            embeddings_initializer=self.initializer(),
+            custom_position_ids=self.custom_position_ids,
+            offset=self.position_offset,
+            name="Embedding-Position",
+        )
         x = self._layer_norm(x, "Embedding-Norm")
-        x = self.apply(inputs=x, layer=keras.layers.Dropout, rate=self.dropout_rate,
-                       name="Embedding-Dropout")
+        x = self.apply(
+            inputs=x, layer=keras.layers.Dropout, rate=self.dropout_rate, name="Embedding-Dropout"
+        )
         if self.embedding_size != self.hidden_size:
-            x = self.apply(inputs=x, layer=keras.layers.Dense, units=self.hidden_size,
-                           kernel_initializer=self.initializer(), name="Embedding-Mapping")
+            x = self.apply(
+                inputs=x,
+                layer=keras.layers.Dense,
+                units=self.hidden_size,
+                kernel_initializer=self.initializer(),
+                name="Embedding-Mapping",
+            )
         return x
 
     def _residual(self, shortcut, x, name):
         """Post-LN residual: Dropout, Add, LayerNorm, with bert4keras names."""
-        x = self.apply(inputs=x, layer=keras.layers.Dropout, rate=self.dropout_rate,
-                       name=f"{name}-Dropout")
+        x = self.apply(
+            inputs=x, layer=keras.layers.Dropout, rate=self.dropout_rate, name=f"{name}-Dropout"
+        )
         x = self.apply(inputs=[shortcut, x], layer=Add, name=f"{name}-Add")
         return self._layer_norm(x, f"{name}-Norm")
 
@@ -140,14 +204,25 @@ class BERT(Transformer):
         attention_bias = self.compute_attention_bias(index)
         extras = [] if attention_bias is None else [attention_bias]
         x = self.apply(
-            inputs=[inputs, inputs, inputs] + extras, layer=MultiHeadAttention, heads=self.num_attention_heads,
-            head_size=self.attention_head_size, out_dim=self.hidden_size,
-            key_size=self.attention_key_size, attention_dropout=self.attention_dropout_rate,
-            kernel_initializer=self.initializer(), name=attention_name)
+            inputs=[inputs, inputs, inputs] + extras,
+            layer=MultiHeadAttention,
+            heads=self.num_attention_heads,
+            head_size=self.attention_head_size,
+            out_dim=self.hidden_size,
+            key_size=self.attention_key_size,
+            attention_dropout=self.attention_dropout_rate,
+            kernel_initializer=self.initializer(),
+            name=attention_name,
+        )
         x = self._residual(inputs, x, attention_name)
-        y = self.apply(inputs=x, layer=FeedForward, units=self.intermediate_size,
-                       activation=self.hidden_act, kernel_initializer=self.initializer(),
-                       name=feed_forward_name)
+        y = self.apply(
+            inputs=x,
+            layer=FeedForward,
+            units=self.intermediate_size,
+            activation=self.hidden_act,
+            kernel_initializer=self.initializer(),
+            name=feed_forward_name,
+        )
         return self._residual(x, y, feed_forward_name)
 
     def apply_final_layers(self, inputs):
@@ -155,24 +230,45 @@ class BERT(Transformer):
         if self.with_pool:
             x = self.apply(inputs=inputs, layer=TakeToken, index=0, name="Pooler")
             activation = "tanh" if self.with_pool is True else self.with_pool
-            x = self.apply(inputs=x, layer=keras.layers.Dense, units=self.hidden_size,
-                           activation=get_activation(activation),
-                           kernel_initializer=self.initializer(), name="Pooler-Dense")
+            x = self.apply(
+                inputs=x,
+                layer=keras.layers.Dense,
+                units=self.hidden_size,
+                activation=get_activation(activation),
+                kernel_initializer=self.initializer(),
+                name="Pooler-Dense",
+            )
             if self.with_nsp:
-                x = self.apply(inputs=x, layer=keras.layers.Dense, units=2, activation="softmax",
-                               kernel_initializer=self.initializer(), name="NSP-Proba")
+                x = self.apply(
+                    inputs=x,
+                    layer=keras.layers.Dense,
+                    units=2,
+                    activation="softmax",
+                    kernel_initializer=self.initializer(),
+                    name="NSP-Proba",
+                )
             outputs.append(x)
         if self.with_mlm:
-            x = self.apply(inputs=inputs, layer=keras.layers.Dense, units=self.embedding_size,
-                           activation=get_activation(self.hidden_act),
-                           kernel_initializer=self.initializer(), name="MLM-Dense")
+            x = self.apply(
+                inputs=inputs,
+                layer=keras.layers.Dense,
+                units=self.embedding_size,
+                activation=get_activation(self.hidden_act),
+                kernel_initializer=self.initializer(),
+                name="MLM-Dense",
+            )
             x = self._layer_norm(x, "MLM-Norm")
-            x = self.apply(inputs=x, layer=Embedding, arguments={"mode": "dense"},
-                           name="Embedding-Token")
+            x = self.apply(
+                inputs=x, layer=Embedding, arguments={"mode": "dense"}, name="Embedding-Token"
+            )
             x = self.apply(inputs=x, layer=BiasAdd, name="MLM-Bias")
             activation = "softmax" if self.with_mlm is True else self.with_mlm
-            x = self.apply(inputs=x, layer=keras.layers.Activation,
-                           activation=get_activation(activation), name="MLM-Activation")
+            x = self.apply(
+                inputs=x,
+                layer=keras.layers.Activation,
+                activation=get_activation(activation),
+                name="MLM-Activation",
+            )
             outputs.append(x)
         # bert4keras: the sequence output is dropped once a head exists.
         if len(outputs) == 1:
@@ -206,7 +302,10 @@ class BERT(Transformer):
             "Embedding-Norm": norm("bert/embeddings/LayerNorm"),
             "Embedding-Mapping": pair("bert/encoder/embedding_hidden_mapping_in"),
             "Pooler-Dense": pair("bert/pooler/dense"),
-            "NSP-Proba": ["cls/seq_relationship/output_weights", "cls/seq_relationship/output_bias"],
+            "NSP-Proba": [
+                "cls/seq_relationship/output_weights",
+                "cls/seq_relationship/output_bias",
+            ],
             "MLM-Dense": pair("cls/predictions/transform/dense"),
             "MLM-Norm": norm("cls/predictions/transform/LayerNorm"),
             "MLM-Bias": ["cls/predictions/output_bias"],
@@ -214,11 +313,16 @@ class BERT(Transformer):
         for i in range(self.num_hidden_layers):
             google = f"bert/encoder/layer_{i}/"
             mapping[f"Transformer-{i}-MultiHeadSelfAttention"] = (
-                pair(google + "attention/self/query") + pair(google + "attention/self/key")
-                + pair(google + "attention/self/value") + pair(google + "attention/output/dense"))
+                pair(google + "attention/self/query")
+                + pair(google + "attention/self/key")
+                + pair(google + "attention/self/value")
+                + pair(google + "attention/output/dense")
+            )
             mapping[f"Transformer-{i}-MultiHeadSelfAttention-Norm"] = norm(
-                google + "attention/output/LayerNorm")
-            mapping[f"Transformer-{i}-FeedForward"] = (
-                pair(google + "intermediate/dense") + pair(google + "output/dense"))
+                google + "attention/output/LayerNorm"
+            )
+            mapping[f"Transformer-{i}-FeedForward"] = pair(google + "intermediate/dense") + pair(
+                google + "output/dense"
+            )
             mapping[f"Transformer-{i}-FeedForward-Norm"] = norm(google + "output/LayerNorm")
         return mapping

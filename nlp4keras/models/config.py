@@ -17,8 +17,12 @@ CONFIG_ALIASES = {
 }
 
 # Arguments of Transformer.build() rather than of the constructor.
-BUILD_ARGUMENTS = ("layer_norm_cond", "layer_norm_cond_hidden_size",
-                   "layer_norm_cond_hidden_act", "additional_input_layers")
+BUILD_ARGUMENTS = (
+    "layer_norm_cond",
+    "layer_norm_cond_hidden_size",
+    "layer_norm_cond_hidden_act",
+    "additional_input_layers",
+)
 
 # HF model types whose position ids start after the padding id.
 _POSITION_OFFSET_TYPES = ("roberta", "xlm-roberta", "camembert")
@@ -67,10 +71,12 @@ def _reject_unsupported(config, path):
     position_type = config.get("position_embedding_type", "absolute")
     if position_type != "absolute":
         raise NotImplementedError(
-            f"{path}: position_embedding_type={position_type!r} is not supported "
-            "(only 'absolute')")
-    for flag, hint in (("is_decoder", "use application='lm'"),
-                       ("add_cross_attention", "cross-attention is not supported")):
+            f"{path}: position_embedding_type={position_type!r} is not supported (only 'absolute')"
+        )
+    for flag, hint in (
+        ("is_decoder", "use application='lm'"),
+        ("add_cross_attention", "cross-attention is not supported"),
+    ):
         if config.get(flag):
             raise NotImplementedError(f"{path}: {flag}=true is not supported; {hint}")
 
@@ -82,13 +88,17 @@ def check_model_type(config, model_class, path):
     if model_type is not None and supported and model_type not in supported:
         raise ValueError(
             f"{path} describes a {model_type!r} model, which {model_class.__name__} cannot "
-            f"load; it reads HF model types {', '.join(supported)}")
+            f"load; it reads HF model types {', '.join(supported)}"
+        )
 
 
 def normalize_config(config):
     """Config-file keys renamed to builder arguments; derived values added."""
-    normalized = {CONFIG_ALIASES.get(key, key): value for key, value in config.items()
-                  if value is not None or key != "pad_token_id"}
+    normalized = {
+        CONFIG_ALIASES.get(key, key): value
+        for key, value in config.items()
+        if value is not None or key != "pad_token_id"
+    }
     if config.get("model_type") in _POSITION_OFFSET_TYPES and "position_offset" not in config:
         pad = config.get("pad_token_id")
         normalized["position_offset"] = (1 if pad is None else int(pad)) + 1
@@ -101,9 +111,11 @@ def check_arguments(kwargs, valid, function="build_transformer_model"):
     for key in kwargs:
         if key in accepted:
             continue
+        hint = did_you_mean(key, accepted)
         raise TypeError(
-            f"{function}() got an unexpected keyword argument {key!r}.{did_you_mean(key, accepted)} "
-            f"Valid keyword arguments: {', '.join(sorted(valid))}")
+            f"{function}() got an unexpected keyword argument {key!r}.{hint} "
+            f"Valid keyword arguments: {', '.join(sorted(valid))}"
+        )
 
 
 def positive_int(name, value):

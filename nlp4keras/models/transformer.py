@@ -11,8 +11,8 @@ variable names (Google TF names).
 import keras
 import numpy as np
 
-from nlp4keras.checkpoints.loading import LoadReport, assign_from_checkpoint, open_for_model
 from nlp4keras.backend import get_activation
+from nlp4keras.checkpoints.loading import LoadReport, assign_from_checkpoint, open_for_model
 from nlp4keras.initializers import TruncatedNormal
 from nlp4keras.layers import MultiHeadAttention
 from nlp4keras.models.config import positive_int, rate
@@ -30,12 +30,30 @@ class Transformer:
     #: HF config `model_type`s this family can load (empty: not checked).
     hf_model_types = ()
 
-    def __init__(self, vocab_size, hidden_size, num_hidden_layers, num_attention_heads,
-                 intermediate_size, hidden_act, dropout_rate=None, attention_dropout_rate=None,
-                 embedding_size=None, attention_head_size=None, attention_key_size=None,
-                 sequence_length=None, keep_tokens=None, compound_tokens=None,
-                 residual_attention_scores=False, ignore_invalid_weights=False, layers=None,
-                 prefix=None, name=None, layer_norm_eps=1e-12, initializer_range=0.02):
+    def __init__(
+        self,
+        vocab_size,
+        hidden_size,
+        num_hidden_layers,
+        num_attention_heads,
+        intermediate_size,
+        hidden_act,
+        dropout_rate=None,
+        attention_dropout_rate=None,
+        embedding_size=None,
+        attention_head_size=None,
+        attention_key_size=None,
+        sequence_length=None,
+        keep_tokens=None,
+        compound_tokens=None,
+        residual_attention_scores=False,
+        ignore_invalid_weights=False,
+        layers=None,
+        prefix=None,
+        name=None,
+        layer_norm_eps=1e-12,
+        initializer_range=0.02,
+    ):
         if keep_tokens is not None:
             vocab_size = len(keep_tokens)
         if compound_tokens is not None:
@@ -47,12 +65,15 @@ class Transformer:
         if attention_head_size is None and self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size {hidden_size} is not a multiple of num_attention_heads "
-                f"{num_attention_heads}; pass attention_head_size to choose the head size")
+                f"{num_attention_heads}; pass attention_head_size to choose the head size"
+            )
         self.attention_head_size = positive_int(
             "attention_head_size",
-            attention_head_size or self.hidden_size // self.num_attention_heads)
+            attention_head_size or self.hidden_size // self.num_attention_heads,
+        )
         self.attention_key_size = positive_int(
-            "attention_key_size", attention_key_size or self.attention_head_size)
+            "attention_key_size", attention_key_size or self.attention_head_size
+        )
         self.intermediate_size = positive_int("intermediate_size", intermediate_size)
         self.hidden_act = hidden_act
         get_activation(hidden_act)  # an unknown activation fails here
@@ -76,8 +97,13 @@ class Transformer:
         self.built = False
 
     # ----------------------------------------------------------------- build
-    def build(self, layer_norm_cond=None, layer_norm_cond_hidden_size=None,
-              layer_norm_cond_hidden_act=None, additional_input_layers=None):
+    def build(
+        self,
+        layer_norm_cond=None,
+        layer_norm_cond_hidden_size=None,
+        layer_norm_cond_hidden_act=None,
+        additional_input_layers=None,
+    ):
         """Create inputs, run the template hooks and wrap it all in a keras.Model.
 
         layer_norm_cond: a tensor [batch, cond_size] conditioning every
@@ -87,16 +113,24 @@ class Transformer:
         if self.built:
             return self.model
         if isinstance(layer_norm_cond, bool) or not (
-                layer_norm_cond is None or isinstance(layer_norm_cond, int)
-                or keras.backend.is_keras_tensor(layer_norm_cond)):
-            raise TypeError("layer_norm_cond must be a Keras tensor [batch, size] or the int "
-                            f"size of a new condition input, got {layer_norm_cond!r}")
+            layer_norm_cond is None
+            or isinstance(layer_norm_cond, int)
+            or keras.backend.is_keras_tensor(layer_norm_cond)
+        ):
+            raise TypeError(
+                "layer_norm_cond must be a Keras tensor [batch, size] or the int "
+                f"size of a new condition input, got {layer_norm_cond!r}"
+            )
         if isinstance(layer_norm_cond, int):
             layer_norm_cond = keras.Input(
-                shape=(layer_norm_cond,), name=self.prefixed("Input-LayerNorm-Condition"))
+                shape=(layer_norm_cond,), name=self.prefixed("Input-LayerNorm-Condition")
+            )
             additional_input_layers = list(_as_list(additional_input_layers)) + [layer_norm_cond]
-        self.layer_norm_conds = [layer_norm_cond, layer_norm_cond_hidden_size,
-                                 layer_norm_cond_hidden_act or "linear"]
+        self.layer_norm_conds = [
+            layer_norm_cond,
+            layer_norm_cond_hidden_size,
+            layer_norm_cond_hidden_act or "linear",
+        ]
         inputs = self.get_inputs()
         self.set_inputs(inputs, additional_input_layers)
         outputs = self.call(inputs)
@@ -108,7 +142,8 @@ class Transformer:
                 raise
             raise ValueError(
                 "layer_norm_cond depends on inputs the model does not have: pass them as "
-                f"additional_input_layers ({error})") from None
+                f"additional_input_layers ({error})"
+            ) from None
         self.built = True
         return self.model
 
@@ -138,8 +173,11 @@ class Transformer:
         if inputs is None:
             return layer
         arguments = arguments or {}
-        if isinstance(layer, MultiHeadAttention) and layer.return_attention_scores \
-                and self.residual_attention_scores:
+        if (
+            isinstance(layer, MultiHeadAttention)
+            and layer.return_attention_scores
+            and self.residual_attention_scores
+        ):
             inputs = list(inputs)
             if self.attention_scores is not None:
                 inputs.append(self.attention_scores)
@@ -245,8 +283,12 @@ class Transformer:
             pairs.extend(zip(layer.weights, variable_names))
         with open_for_model(checkpoint, self.hf_naming) as reader:
             report = assign_from_checkpoint(
-                pairs, reader, lambda name: self.load_variable(reader, name),
-                strict=not self.ignore_invalid_weights, core_scopes=self.core_scopes)
+                pairs,
+                reader,
+                lambda name: self.load_variable(reader, name),
+                strict=not self.ignore_invalid_weights,
+                core_scopes=self.core_scopes,
+            )
         self.load_report = report
         return report
 
@@ -260,7 +302,9 @@ def _as_list(x):
 def _check_token_ids(name, ids, rows):
     bad = [i for i in ids if not 0 <= int(i) < rows]
     if bad:
-        raise ValueError(f"{name} holds ids outside the checkpoint's {rows}-token vocab: {bad[:10]}")
+        raise ValueError(
+            f"{name} holds ids outside the checkpoint's {rows}-token vocab: {bad[:10]}"
+        )
 
 
 def _compound_ids_and_weights(item):

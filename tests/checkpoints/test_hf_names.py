@@ -8,10 +8,15 @@ from nlp4keras.models.bert import HF_BERT_NAMING
 
 
 def google_names():
-    transformer = build_transformer_model(**TINY_BERT, with_nsp=True, with_mlm=True,
-                                          return_keras_model=False)
-    return [name for names in transformer.variable_mapping().values() for name in names
-            if "embedding_hidden_mapping_in" not in name]
+    transformer = build_transformer_model(
+        **TINY_BERT, with_nsp=True, with_mlm=True, return_keras_model=False
+    )
+    return [
+        name
+        for names in transformer.variable_mapping().values()
+        for name in names
+        if "embedding_hidden_mapping_in" not in name
+    ]
 
 
 def test_every_google_name_round_trips_through_hf():
@@ -32,12 +37,18 @@ def test_transformers_state_dict_maps_onto_the_model(tiny_pretraining):
     assert set(translated) == set(google_names())
 
 
-@pytest.mark.parametrize("hf, google", [
-    ("embeddings.LayerNorm.gamma", "bert/embeddings/LayerNorm/gamma"),  # old checkpoints
-    ("roberta.encoder.layer.3.output.LayerNorm.beta", "bert/encoder/layer_3/output/LayerNorm/beta"),
-    ("lm_head.layer_norm.weight", "cls/predictions/transform/LayerNorm/gamma"),
-    ("cls.predictions.decoder.bias", "cls/predictions/output_bias"),
-])
+@pytest.mark.parametrize(
+    "hf, google",
+    [
+        ("embeddings.LayerNorm.gamma", "bert/embeddings/LayerNorm/gamma"),  # old checkpoints
+        (
+            "roberta.encoder.layer.3.output.LayerNorm.beta",
+            "bert/encoder/layer_3/output/LayerNorm/beta",
+        ),
+        ("lm_head.layer_norm.weight", "cls/predictions/transform/LayerNorm/gamma"),
+        ("cls.predictions.decoder.bias", "cls/predictions/output_bias"),
+    ],
+)
 def test_aliases(hf, google):
     assert HF_BERT_NAMING.translate(hf) == google
 

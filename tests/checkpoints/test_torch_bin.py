@@ -134,8 +134,10 @@ def test_newer_dtypes_in_legacy_layout(tmp_path, dtype):
 
 def test_known_values_literally(tmp_path):
     base = torch.arange(12, dtype=torch.float32).reshape(3, 4)
-    path = save({"t": base.t(), "rows": base[1:], "bf": torch.tensor([1.5, -2.0], dtype=torch.bfloat16)},
-                tmp_path / "m.bin")
+    path = save(
+        {"t": base.t(), "rows": base[1:], "bf": torch.tensor([1.5, -2.0], dtype=torch.bfloat16)},
+        tmp_path / "m.bin",
+    )
     with TorchBinReader(path) as reader:
         np.testing.assert_array_equal(reader.read("t"), np.arange(12.0).reshape(3, 4).T)
         np.testing.assert_array_equal(reader.read("rows"), [[4, 5, 6, 7], [8, 9, 10, 11]])
@@ -220,7 +222,9 @@ def test_tensor_with_python_attributes(tmp_path):
 
 def test_module_state_dict(tmp_path):
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3), torch.nn.Embedding(5, 3))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 3), torch.nn.LayerNorm(3), torch.nn.Embedding(5, 3)
+    )
     path = save(model.state_dict(), tmp_path / "m.bin")
     tensors = check_against_torch(path)
     assert list(tensors) == list(model.state_dict())
@@ -272,7 +276,11 @@ def test_tiny_transformers_bert(tmp_path):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     config = transformers.BertConfig(
-        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
+        vocab_size=99,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
     )
     model = transformers.BertForPreTraining(config)
     # transformers 5 writes only safetensors from save_pretrained; a
@@ -421,7 +429,9 @@ def rewrite_archive(src, dst, change):
 def test_storage_shorter_than_tensor(tmp_path):
     good = save({"w": sample((4, 4), torch.float32)}, tmp_path / "good.bin")
     path = rewrite_archive(
-        good, tmp_path / "short.bin", lambda name, data: data[:20] if name.endswith("/data/0") else data
+        good,
+        tmp_path / "short.bin",
+        lambda name, data: data[:20] if name.endswith("/data/0") else data,
     )
     with TorchBinReader(path) as reader:
         assert reader.shape("w") == (4, 4)  # metadata still reads
@@ -471,7 +481,11 @@ def test_big_endian_archive(tmp_path):
             return b"big"
         key = name.rsplit("/data/", 1)[-1]
         if "/data/" in name and swap_units[key] > 1:
-            return np.frombuffer(data, dtype=f"<u{swap_units[key]}").astype(f">u{swap_units[key]}").tobytes()
+            return (
+                np.frombuffer(data, dtype=f"<u{swap_units[key]}")
+                .astype(f">u{swap_units[key]}")
+                .tobytes()
+            )
         return data
 
     path = rewrite_archive(good, tmp_path / "big.bin", to_big_endian)
@@ -519,12 +533,14 @@ def test_reader_does_not_need_torch(tmp_path):
     tensor = sample((2, 3), torch.bfloat16)
     path = save({"w": tensor}, tmp_path / "m.bin")
     expected = to_numpy(tensor).astype(np.float32).tolist()
+    # The package needs a Keras backend; the reader itself must not need torch.
     script = (
         "import sys; sys.modules['torch'] = None\n"  # any `import torch` now fails
         "from nlp4keras.checkpoints.torch_bin import TorchBinReader\n"
         f"print(TorchBinReader({str(path)!r}).read('w').astype('float32').tolist())\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ)
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(expected)
 

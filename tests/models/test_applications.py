@@ -13,8 +13,12 @@ SEQ = 8
 
 def tiny(application, **kwargs):
     config = dict(TINY_BERT)
-    return build_transformer_model(application=application, dropout_rate=0.0,
-                                   attention_dropout_rate=0.0, **{**config, **kwargs})
+    return build_transformer_model(
+        application=application,
+        dropout_rate=0.0,
+        attention_dropout_rate=0.0,
+        **{**config, **kwargs},
+    )
 
 
 def changed_positions(model, inputs, position, new_token):
@@ -62,7 +66,7 @@ def reference_mask(kind, ids, segments):
     batch, length = ids.shape
     mask = np.zeros((batch, 1, length, length), dtype=bool)
     for b in range(batch):
-        span = [sum(segments[b, :k + 1]) for k in range(length)]
+        span = [sum(segments[b, : k + 1]) for k in range(length)]
         for i in range(length):
             for j in range(length):
                 allowed = j <= i if kind == "lm" else span[j] <= span[i]
@@ -74,19 +78,26 @@ def reference_mask(kind, ids, segments):
 def test_logits_match_transformers_with_the_same_mask(tiny_pretraining, application):
     hf_model, folders = tiny_pretraining
     folder = folders["safetensors"]
-    ids = np.array([[5, 17, 23, 42, 8, 9, 0, 0], [7, 3, 11, 19, 31, 2, 64, 70],
-                    [4, 8, 15, 16, 23, 42, 9, 0]], dtype="int32")
+    ids = np.array(
+        [[5, 17, 23, 42, 8, 9, 0, 0], [7, 3, 11, 19, 31, 2, 64, 70], [4, 8, 15, 16, 23, 42, 9, 0]],
+        dtype="int32",
+    )
     # The third row alternates segments (bert4keras' multi-turn use).
-    segments = np.array([[0, 0, 0, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1, 1],
-                         [0, 1, 0, 1, 1, 0, 1, 0]], dtype="int32")
-    model = build_transformer_model(folder / "config.json", folder, application=application,
-                                    with_mlm="linear")
+    segments = np.array(
+        [[0, 0, 0, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1, 1], [0, 1, 0, 1, 1, 0, 1, 0]],
+        dtype="int32",
+    )
+    model = build_transformer_model(
+        folder / "config.json", folder, application=application, with_mlm="linear"
+    )
     logits = run(model, [ids, segments])
     mask = torch.tensor(reference_mask(application, ids, segments))
     with torch.no_grad():
-        expected = hf_model(input_ids=torch.tensor(ids, dtype=torch.long),
-                            token_type_ids=torch.tensor(segments, dtype=torch.long),
-                            attention_mask=mask).prediction_logits.numpy()
+        expected = hf_model(
+            input_ids=torch.tensor(ids, dtype=torch.long),
+            token_type_ids=torch.tensor(segments, dtype=torch.long),
+            attention_mask=mask,
+        ).prediction_logits.numpy()
     valid = ids != 0
     assert np.abs(logits - expected)[valid].max() <= 1e-5
 

@@ -21,9 +21,11 @@ def expected(tiny_pretraining, batch):
     model, _ = tiny_pretraining
     ids, segments = batch
     with torch.no_grad():
-        kwargs = dict(input_ids=torch.tensor(ids, dtype=torch.long),
-                      token_type_ids=torch.tensor(segments, dtype=torch.long),
-                      attention_mask=torch.tensor(ids != 0, dtype=torch.long))
+        kwargs = dict(
+            input_ids=torch.tensor(ids, dtype=torch.long),
+            token_type_ids=torch.tensor(segments, dtype=torch.long),
+            attention_mask=torch.tensor(ids != 0, dtype=torch.long),
+        )
         out = model(**kwargs)
         pooled = model.bert(**kwargs).pooler_output
     return {
@@ -40,8 +42,9 @@ def test_pool_nsp_mlm_match_transformers(tiny_pretraining, batch, expected, sour
     ids, segments = batch
     valid = ids != 0
 
-    model = build_transformer_model(folder / "config.json", folder, with_nsp=True,
-                                    with_mlm="linear")
+    model = build_transformer_model(
+        folder / "config.json", folder, with_nsp=True, with_mlm="linear"
+    )
     nsp, mlm = run(model, [ids, segments])
     assert np.abs(nsp - expected["nsp_probs"]).max() <= TOLERANCE
     assert np.abs(mlm - expected["mlm_logits"])[valid].max() <= TOLERANCE
@@ -53,8 +56,9 @@ def test_pool_nsp_mlm_match_transformers(tiny_pretraining, batch, expected, sour
 def test_mlm_softmax_head(tiny_pretraining, batch, expected):
     _, folders = tiny_pretraining
     ids, segments = batch
-    model = build_transformer_model(folders["safetensors"] / "config.json",
-                                    folders["safetensors"], with_mlm=True)
+    model = build_transformer_model(
+        folders["safetensors"] / "config.json", folders["safetensors"], with_mlm=True
+    )
     probs = run(model, [ids, segments])
     logits = expected["mlm_logits"]
     reference = np.exp(logits - logits.max(-1, keepdims=True))
@@ -67,10 +71,12 @@ def test_bin_and_state_dict_load_the_same(tiny_pretraining, batch):
     """A torch state_dict passed as a dict loads like the file it came from."""
     torch_model, folders = tiny_pretraining
     ids, segments = batch
-    from_file = build_transformer_model(folders["bin"] / "config.json", folders["bin"],
-                                        with_mlm="linear")
-    from_dict = build_transformer_model(folders["bin"] / "config.json",
-                                        torch_model.state_dict(), with_mlm="linear")
+    from_file = build_transformer_model(
+        folders["bin"] / "config.json", folders["bin"], with_mlm="linear"
+    )
+    from_dict = build_transformer_model(
+        folders["bin"] / "config.json", torch_model.state_dict(), with_mlm="linear"
+    )
     np.testing.assert_array_equal(run(from_file, [ids, segments]), run(from_dict, [ids, segments]))
 
 
@@ -85,8 +91,10 @@ def test_hidden_act_from_the_config(tmp_path, hidden_act):
     hf_model.save_pretrained(tmp_path)
     ids, segments = padded_batch(TINY_BERT["vocab_size"], [9, 5], 9, seed=2)
     with torch.no_grad():
-        expected = hf_model(input_ids=torch.tensor(ids, dtype=torch.long),
-                            token_type_ids=torch.tensor(segments, dtype=torch.long),
-                            attention_mask=torch.tensor(ids != 0, dtype=torch.long)).logits.numpy()
+        expected = hf_model(
+            input_ids=torch.tensor(ids, dtype=torch.long),
+            token_type_ids=torch.tensor(segments, dtype=torch.long),
+            attention_mask=torch.tensor(ids != 0, dtype=torch.long),
+        ).logits.numpy()
     model = build_transformer_model(tmp_path / "config.json", tmp_path, with_mlm="linear")
     assert np.abs(run(model, [ids, segments]) - expected)[ids != 0].max() <= TOLERANCE

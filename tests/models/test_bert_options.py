@@ -70,17 +70,25 @@ def test_compound_tokens_append_weighted_means(weights):
     output_bias = weights["cls/predictions/output_bias"]
     assert table.shape[0] == VOCAB + 2
     np.testing.assert_allclose(table[VOCAB], (words[5] + words[9]) / 2, atol=1e-7)
-    np.testing.assert_allclose(table[VOCAB + 1],
-                               0.5 * words[12] + 0.25 * words[17] + 0.25 * words[29], atol=1e-7)
-    np.testing.assert_allclose(bias[VOCAB + 1], 0.5 * output_bias[12] + 0.25 * output_bias[17]
-                               + 0.25 * output_bias[29], atol=1e-7)
+    np.testing.assert_allclose(
+        table[VOCAB + 1], 0.5 * words[12] + 0.25 * words[17] + 0.25 * words[29], atol=1e-7
+    )
+    np.testing.assert_allclose(
+        bias[VOCAB + 1],
+        0.5 * output_bias[12] + 0.25 * output_bias[17] + 0.25 * output_bias[29],
+        atol=1e-7,
+    )
     np.testing.assert_array_equal(table[:VOCAB], words)
 
 
 def test_custom_position_ids(weights, batch):
     ids, segments = batch
     model = build(weights, custom_position_ids=True)
-    assert [t.name for t in model.model.inputs] == ["Input-Token", "Input-Segment", "Input-Position"]
+    assert [t.name for t in model.model.inputs] == [
+        "Input-Token",
+        "Input-Segment",
+        "Input-Position",
+    ]
     rng = np.random.default_rng(0)
     positions = rng.integers(0, MAX_POSITION, ids.shape).astype("int32")
     expected = bert_forward(weights, ids, segments, HEADS, LAYERS, positions=positions)
@@ -100,9 +108,11 @@ def test_hierarchical_positions_extend_the_table(weights):
     assert_close_on_tokens(actual, expected, ids)
     # The first max_position positions are those of the plain model.
     short = ids[:, :MAX_POSITION]
-    np.testing.assert_allclose(run(model.model, [short, segments[:, :MAX_POSITION]]),
-                               run(build(weights).model, [short, segments[:, :MAX_POSITION]]),
-                               atol=TOLERANCE)
+    np.testing.assert_allclose(
+        run(model.model, [short, segments[:, :MAX_POSITION]]),
+        run(build(weights).model, [short, segments[:, :MAX_POSITION]]),
+        atol=TOLERANCE,
+    )
 
 
 def test_residual_attention_scores_realformer(weights, batch):
@@ -117,8 +127,13 @@ def test_residual_attention_scores_realformer(weights, batch):
 def test_conditional_layer_norm(weights, batch):
     ids, segments = batch
     condition = keras.Input(shape=(3,), name="Condition")
-    model = build(weights, layer_norm_cond=condition, layer_norm_cond_hidden_size=4,
-                  layer_norm_cond_hidden_act="tanh", additional_input_layers=condition)
+    model = build(
+        weights,
+        layer_norm_cond=condition,
+        layer_norm_cond_hidden_size=4,
+        layer_norm_cond_hidden_act="tanh",
+        additional_input_layers=condition,
+    )
     cond = np.array([[1.0, -2.0, 0.5], [0.0, 0.3, -1.0]], dtype="float32")
     inputs = [ids, segments, cond]
     # Zero-initialised condition projections: identical to plain BERT at first.
@@ -135,15 +150,18 @@ def test_conditional_layer_norm(weights, batch):
                 params[(name, variable.name)] = value
     # The reference applies each norm's projection in Google-name order.
     norm_names = ["Embedding-Norm"] + [
-        f"Transformer-{i}-{part}-Norm" for i in range(LAYERS)
-        for part in ("MultiHeadSelfAttention", "FeedForward")]
+        f"Transformer-{i}-{part}-Norm"
+        for i in range(LAYERS)
+        for part in ("MultiHeadSelfAttention", "FeedForward")
+    ]
     calls = iter(norm_names)
 
     def conditional_ln(x, gamma, beta):
         name = next(calls)
         h = np.tanh(cond @ params[(name, "hidden_kernel")])[:, None, :]
-        return layer_norm(x, gamma + h @ params[(name, "gamma_kernel")],
-                          beta + h @ params[(name, "beta_kernel")])
+        return layer_norm(
+            x, gamma + h @ params[(name, "gamma_kernel")], beta + h @ params[(name, "beta_kernel")]
+        )
 
     expected = bert_forward(weights, ids, segments, HEADS, LAYERS, ln=conditional_ln)
     assert_close_on_tokens(hidden(model, inputs), expected, ids)
@@ -155,15 +173,16 @@ def test_prefix_names_every_layer_and_still_loads(weights, batch):
     names = [layer.name for layer in model.model.layers]
     assert all(name.startswith("Successor-") for name in names)
     assert "Successor-Transformer-1-FeedForward-Norm" in names
-    np.testing.assert_array_equal(run(model.model, [ids, segments]),
-                                  run(build(weights, with_pool=True).model, [ids, segments]))
+    np.testing.assert_array_equal(
+        run(model.model, [ids, segments]),
+        run(build(weights, with_pool=True).model, [ids, segments]),
+    )
 
 
 def test_shared_layers_dict_shares_weights(weights):
     shared = {}
     first = build(weights, layers=shared)
-    second = build_transformer_model(CONFIG, layers=shared, with_mlm=True,
-                                     return_keras_model=False)
+    second = build_transformer_model(CONFIG, layers=shared, with_mlm=True, return_keras_model=False)
     a = first.model.get_layer("Transformer-0-FeedForward").weights[0]
     b = second.model.get_layer("Transformer-0-FeedForward").weights[0]
     assert a is b
@@ -176,15 +195,27 @@ def test_no_segment_input(weights):
     assert [t.name for t in model.model.inputs] == ["Input-Token"]
     assert "bert/embeddings/token_type_embeddings" in model.load_report.unexpected
     ids = np.array([[2, 17, 33, 3]], dtype="int32")
-    expected = bert_forward({**weights, "bert/embeddings/token_type_embeddings":
-                             np.zeros((1, 16), "float32")}, ids, np.zeros_like(ids), HEADS, LAYERS)
+    expected = bert_forward(
+        {**weights, "bert/embeddings/token_type_embeddings": np.zeros((1, 16), "float32")},
+        ids,
+        np.zeros_like(ids),
+        HEADS,
+        LAYERS,
+    )
     assert_close_on_tokens(run(model.model, ids), expected, ids)
 
 
 def test_embedding_mapping_when_embedding_size_differs():
-    model = build_transformer_model(vocab_size=30, hidden_size=16, embedding_size=8,
-                                    num_hidden_layers=1, num_attention_heads=2,
-                                    intermediate_size=20, hidden_act="gelu", with_mlm=True)
+    model = build_transformer_model(
+        vocab_size=30,
+        hidden_size=16,
+        embedding_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=20,
+        hidden_act="gelu",
+        with_mlm=True,
+    )
     assert model.get_layer("Embedding-Token").embeddings.shape == (30, 8)
     assert model.get_layer("Embedding-Mapping").kernel.shape == (8, 16)
     assert model.get_layer("MLM-Dense").kernel.shape == (16, 8)
@@ -202,4 +233,6 @@ def test_dropout_only_in_training(weights, batch):
     assert not any("Dropout" in name for name in names)
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(no_dropout([ids, segments], training=True)),
-        inference[0], atol=TOLERANCE)
+        inference[0],
+        atol=TOLERANCE,
+    )

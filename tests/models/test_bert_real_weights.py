@@ -18,9 +18,11 @@ def reference(minilm_dir):
 
     def forward(ids, segments):
         with torch.no_grad():
-            out = model(input_ids=torch.tensor(ids, dtype=torch.long),
-                        token_type_ids=torch.tensor(segments, dtype=torch.long),
-                        attention_mask=torch.tensor(ids != 0, dtype=torch.long))
+            out = model(
+                input_ids=torch.tensor(ids, dtype=torch.long),
+                token_type_ids=torch.tensor(segments, dtype=torch.long),
+                attention_mask=torch.tensor(ids != 0, dtype=torch.long),
+            )
         return out.last_hidden_state.numpy(), out.pooler_output.numpy()
 
     return forward
@@ -28,8 +30,9 @@ def reference(minilm_dir):
 
 @pytest.fixture(scope="module")
 def minilm(minilm_dir):
-    return build_transformer_model(minilm_dir / "config.json", minilm_dir, with_pool=True,
-                                   return_keras_model=False)
+    return build_transformer_model(
+        minilm_dir / "config.json", minilm_dir, with_pool=True, return_keras_model=False
+    )
 
 
 def test_loads_every_tensor(minilm):
@@ -42,8 +45,9 @@ def test_loads_every_tensor(minilm):
 def test_hidden_states_match_transformers(minilm, reference, lengths, seq_len):
     ids, segments = padded_batch(30522, lengths, seq_len, seed=seq_len, cls_id=101, sep_id=102)
     encoder = minilm.model
-    sequence_model = __import__("keras").Model(encoder.inputs,
-                                               encoder.get_layer("Transformer-5-FeedForward-Norm").output)
+    sequence_model = __import__("keras").Model(
+        encoder.inputs, encoder.get_layer("Transformer-5-FeedForward-Norm").output
+    )
     hidden = run(sequence_model, [ids, segments])
     pooled = run(encoder, [ids, segments])
     expected_hidden, expected_pooled = reference(ids, segments)

@@ -35,8 +35,13 @@ def test_unknown_kwarg_names_it_and_lists_valid_ones():
 
 def test_missing_required_config_is_named():
     with pytest.raises(TypeError, match="vocab_size"):
-        build_transformer_model(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                                intermediate_size=8, hidden_act="gelu")
+        build_transformer_model(
+            hidden_size=8,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=8,
+            hidden_act="gelu",
+        )
 
 
 def test_config_file_errors_name_the_file(tmp_path):
@@ -85,14 +90,18 @@ def test_ignore_invalid_weights_loads_what_fits():
     weights, config = google_weights()
     del weights["bert/embeddings/LayerNorm/gamma"]
     with pytest.warns(UserWarning, match="LayerNorm/gamma"):
-        transformer = build_transformer_model(config, weights, ignore_invalid_weights=True,
-                                              return_keras_model=False)
+        transformer = build_transformer_model(
+            config, weights, ignore_invalid_weights=True, return_keras_model=False
+        )
     report = transformer.load_report
     assert [m[0] for m in report.missing] == ["bert/embeddings/LayerNorm/gamma"]
     layer = transformer.model.get_layer("Transformer-0-FeedForward")
-    np.testing.assert_array_equal(layer.weights[0].numpy() if hasattr(layer.weights[0], "numpy")
-                                  else np.asarray(layer.weights[0]),
-                                  weights["bert/encoder/layer_0/intermediate/dense/kernel"])
+    np.testing.assert_array_equal(
+        layer.weights[0].numpy()
+        if hasattr(layer.weights[0], "numpy")
+        else np.asarray(layer.weights[0]),
+        weights["bert/encoder/layer_0/intermediate/dense/kernel"],
+    )
 
 
 def test_hf_names_report_their_stored_name(tiny_pretraining, tmp_path):
@@ -103,7 +112,9 @@ def test_hf_names_report_their_stored_name(tiny_pretraining, tmp_path):
     del tensors["bert.encoder.layer.0.output.dense.weight"]
     save_file(tensors, tmp_path / "model.safetensors")
     shutil.copy(folders["safetensors"] / "config.json", tmp_path / "config.json")
-    with pytest.raises(CheckpointError, match=r"expected as .bert\.encoder\.layer\.0\.output\.dense"):
+    with pytest.raises(
+        CheckpointError, match=r"expected as .bert\.encoder\.layer\.0\.output\.dense"
+    ):
         build_transformer_model(tmp_path / "config.json", tmp_path)
 
 
@@ -157,7 +168,9 @@ def test_bad_hyperparameters_fail_at_build_naming_them():
         build_transformer_model(**{**TINY_BERT, "hidden_act": "gleu"})
     with pytest.raises(TypeError, match="dropout_rate must be a number"):
         build_transformer_model(**TINY_BERT, dropout_rate="0.1")
-    with pytest.raises(ValueError, match="hidden_size 30 is not a multiple of num_attention_heads 4"):
+    with pytest.raises(
+        ValueError, match="hidden_size 30 is not a multiple of num_attention_heads 4"
+    ):
         build_transformer_model(**{**TINY_BERT, "hidden_size": 30})
     with pytest.raises(TypeError, match="num_hidden_layers must be a whole number"):
         build_transformer_model(**{**TINY_BERT, "num_hidden_layers": 2.5})
@@ -172,7 +185,9 @@ def test_config_of_another_architecture_is_named(tmp_path):
 
 def test_keep_tokens_outside_the_checkpoint_vocab():
     weights, config = google_weights()
-    with pytest.raises(ValueError, match=r"keep_tokens holds ids outside .* 50-token vocab: \[50, 99\]"):
+    with pytest.raises(
+        ValueError, match=r"keep_tokens holds ids outside .* 50-token vocab: \[50, 99\]"
+    ):
         build_transformer_model(config, weights, keep_tokens=[0, 1, 50, 99])
 
 

@@ -65,8 +65,14 @@ def test_load_model_in_a_fresh_process_after_import_nlp4keras(tmp_path):
         "model = keras.saving.load_model(sys.argv[1] + '/model.keras')\n"
         "io = np.load(sys.argv[1] + '/io.npz')\n"
         "out = keras.ops.convert_to_numpy(model([io['ids'], io['segments']], training=False))\n"
-        "print(float(np.abs(out - io['out']).max()))\n")
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
-                            text=True, env=dict(os.environ), timeout=300)
+        "print(float(np.abs(out - io['out']).max()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout.split()[-1]) == 0.0

@@ -20,8 +20,9 @@ def expected():
 
 
 def build(checkpoint):
-    return build_transformer_model(CONFIG, checkpoint, with_nsp=True, with_mlm="linear",
-                                   return_keras_model=False)
+    return build_transformer_model(
+        CONFIG, checkpoint, with_nsp=True, with_mlm="linear", return_keras_model=False
+    )
 
 
 def test_tf_checkpoint_matches_transformers(expected):

@@ -15,8 +15,9 @@ def test_attention_dropout_is_unbiased_noise_in_training_only():
     layer = MultiHeadAttention(heads=2, head_size=4, attention_dropout=0.5)
     clean = keras.ops.convert_to_numpy(layer([x, x, x], training=False))
     np.testing.assert_array_equal(clean, keras.ops.convert_to_numpy(layer([x, x, x])))
-    samples = np.stack([keras.ops.convert_to_numpy(layer([x, x, x], training=True))
-                        for _ in range(300)])
+    samples = np.stack(
+        [keras.ops.convert_to_numpy(layer([x, x, x], training=True)) for _ in range(300)]
+    )
     single_error = np.abs(samples - clean).mean()
     assert single_error > 1e-2  # dropout is active in training
     # Inverted dropout keeps the expectation: the average converges to `clean`.
