@@ -8,11 +8,14 @@ The driver runs one worker subprocess per (round, case, implementation), since
 the Keras backend is fixed per process. The order of the implementations
 changes from round to round, so slow drifts of a noisy machine hit all of them.
 Each worker builds the model, times the first call (JAX compiles there)
-separately, warms up, times N calls with time.perf_counter and prints its
-samples as JSON. The driver pools the samples over rounds, prints a markdown
-table and writes the raw data to benchmarks/out/encode.json. In round 1 the
-workers also save their outputs, which the driver checks against HF's on the
-non-pad tokens.
+separately, warms up, waits (bounded by --max-wait) for other processes to go
+quiet, then times N calls with time.perf_counter and prints its samples as
+JSON. Alongside each call it records how much CPU other processes used
+meanwhile (from /proc/stat), so calls made on a busy machine can be told
+apart: the "quiet" columns use only calls during which others used < 0.25
+cores. The driver pools the samples over rounds, prints markdown tables and
+writes the raw data to benchmarks/out/encode.json. In round 1 the workers also
+save their outputs, which the driver checks against HF's on non-pad tokens.
 """
 
 import argparse
@@ -50,10 +53,13 @@ IMPLS = {
 }
 
 # (warmup calls, timed calls) per case; --quick uses the second table.
-REPS = {"b32xs128": (3, 15), "b1xs32": (10, 150), "b32xs128-pad": (3, 15)}
+REPS = {"b32xs128": (3, 10), "b1xs32": (10, 150), "b32xs128-pad": (3, 10)}
 QUICK_REPS = {"b32xs128": (3, 5), "b1xs32": (10, 40), "b32xs128-pad": (3, 5)}
 
 SEED = 1234
+# A timed call counts as "quiet" when other processes used less than this
+# many cores meanwhile.
+QUIET_CORES = 0.25
 TOLERANCE = 1e-4
 
 
@@ -93,13 +99,16 @@ def load_runner(impl, folder, threads, ids, segments, mask):
         from transformers import BertModel
 
         model = BertModel.from_pretrained(folder, attn_implementation="sdpa").eval()
-        tensors = dict(input_ids=torch.from_numpy(ids).long(),
-                       token_type_ids=torch.from_numpy(segments).long(),
-                       attention_mask=torch.from_numpy(mask).long())
+        tensors = dict(
+            input_ids=torch.from_numpy(ids).long(),
+            token_type_ids=torch.from_numpy(segments).long(),
+            attention_mask=torch.from_numpy(mask).long(),
+        )
 
         def run():
             with torch.inference_mode():
                 return model(**tensors).last_hidden_state.numpy()
+
         return run
 
     import keras
@@ -116,6 +125,7 @@ def load_runner(impl, folder, threads, ids, segments, mask):
     def run():
         with torch.inference_mode():
             return model(inputs, training=False).cpu().numpy()
+
     return run
 
 
@@ -128,17 +138,46 @@ def worker(args):
     start = time.perf_counter()
     run = load_runner(args.worker, args.model, args.threads, ids, segments, mask)
     load_s = time.perf_counter() - start
+    rss_loaded_mb = current_rss_mb()
 
     start = time.perf_counter()
     out = run()
     first_call_s = time.perf_counter() - start
+    warmup_times = []
     for _ in range(args.warmup):
-        run()
-    times = []
-    for _ in range(args.reps):
         start = time.perf_counter()
-        out = run()
-        times.append(time.perf_counter() - start)
+        run()
+        warmup_times.append(time.perf_counter() - start)
+
+    # Let a burst of other work on the machine pass (bounded), then re-warm.
+    waited_s, busy_before = wait_for_quiet(args.max_wait)
+    run()
+
+    # Timed calls, in blocks of >= ~0.3 s; per block, the CPU that other
+    # processes used meanwhile (machine busy time minus ours, in cores) tells
+    # whether those calls ran on a quiet machine.
+    estimate = statistics.median(warmup_times) if warmup_times else first_call_s
+    block = max(1, round(0.3 / max(estimate, 1e-6)))
+    times, cpu_times, others = [], [], []
+    while len(times) < args.reps:
+        count = min(block, args.reps - len(times))
+        busy_start, own_start, wall_start = (
+            machine_busy_s(),
+            time.process_time(),
+            time.perf_counter(),
+        )
+        for _ in range(count):
+            cpu_start = time.process_time()
+            start = time.perf_counter()
+            out = run()
+            times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
+        wall = time.perf_counter() - wall_start
+        if busy_start is None:
+            others += [None] * count
+        else:
+            other_s = machine_busy_s() - busy_start - (time.process_time() - own_start)
+            others += [max(other_s, 0.0) / wall] * count
 
     if args.dump:
         np.save(args.dump, np.asarray(out, dtype="float32"))
@@ -149,12 +188,56 @@ def worker(args):
         "first_call_s": first_call_s,
         "warmup": args.warmup,
         "times_s": times,
+        # Process CPU time per call (all threads): cpu/wall well under the
+        # thread count means the threads were descheduled (a busy machine).
+        "cpu_times_s": cpu_times,
+        "others_cores": others,
+        "quiet_wait_s": waited_s,
+        "busy_cores_before": busy_before,
+        "rss_after_load_mb": rss_loaded_mb,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "loadavg_start": load_avg,
         "loadavg_end": os.getloadavg(),
         "torch_threads": _torch_threads(),
     }
     print(MARKER + json.dumps(result), flush=True)
+
+
+def machine_busy_s():
+    """CPU seconds all processes have used since boot (Linux /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal: all but idle and iowait.
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_quiet(max_wait, threshold=0.3, window=1.0):
+    """Wait (at most max_wait s) until other processes use < threshold cores
+    over a window; return (seconds waited, cores busy in the last window)."""
+    start = time.perf_counter()
+    while max_wait > 0:
+        before = machine_busy_s()
+        if before is None:
+            return 0.0, None
+        time.sleep(window)
+        busy = (machine_busy_s() - before) / window
+        waited = time.perf_counter() - start
+        if busy < threshold or waited >= max_wait:
+            return waited, busy
+    return 0.0, None
+
+
+def current_rss_mb():
+    """Resident set size now (Linux /proc), or None elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return None
 
 
 def _torch_threads():
@@ -168,19 +251,34 @@ def _torch_threads():
 
 def run_worker(impl, case, warmup, reps, args, dump=None):
     env = dict(os.environ, KERAS_BACKEND=IMPLS[impl][0], HF_HUB_OFFLINE="1")
-    env.setdefault("KERAS_HOME", os.path.join(ROOT, ".keras_home"))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    command = [sys.executable, os.path.abspath(__file__), "--worker", impl, "--case", case,
-               "--warmup", str(warmup), "--reps", str(reps), "--model", args.model,
-               "--threads", str(args.threads)]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        impl,
+        "--case",
+        case,
+        "--warmup",
+        str(warmup),
+        "--reps",
+        str(reps),
+        "--model",
+        args.model,
+        "--threads",
+        str(args.threads),
+        "--max-wait",
+        str(args.max_wait),
+    ]
     if dump:
         command += ["--dump", dump]
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(MARKER):
-            return json.loads(line[len(MARKER):])
-    raise RuntimeError(f"worker {impl}/{case} failed (rc={proc.returncode}):\n"
-                       f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            return json.loads(line[len(MARKER) :])
+    raise RuntimeError(
+        f"worker {impl}/{case} failed (rc={proc.returncode}):\n"
+        f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
 
 
 def order_for_round(impls, index):
@@ -215,51 +313,94 @@ def summarize(results, impls, cases):
         for impl in impls:
             runs = [r for r in results if r["impl"] == impl and r["case"] == case]
             pooled = [t for r in runs for t in r["times_s"]]
+            quiet = [
+                t
+                for r in runs
+                for t, o in zip(r["times_s"], r["others_cores"])
+                if o is not None and o < QUIET_CORES
+            ]
             rows[impl] = {
                 "n": len(pooled),
                 "median_ms": 1e3 * statistics.median(pooled),
                 "p25_ms": 1e3 * quantile(pooled, 0.25),
                 "p75_ms": 1e3 * quantile(pooled, 0.75),
                 "min_ms": 1e3 * min(pooled),
+                "p10_ms": 1e3 * quantile(pooled, 0.10),
+                "cpu_per_wall": (sum(c for r in runs for c in r["cpu_times_s"]) / sum(pooled)),
                 "round_medians_ms": [1e3 * statistics.median(r["times_s"]) for r in runs],
+                "others_cores_median": statistics.median(
+                    [o for r in runs for o in r["others_cores"] if o is not None] or [0.0]
+                ),
+                "quiet_n": len(quiet),
+                "quiet_median_ms": 1e3 * statistics.median(quiet) if quiet else None,
                 "first_call_s": [r["first_call_s"] for r in runs],
                 "load_s": [r["load_s"] for r in runs],
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+                "rss_after_load_mb": max(r["rss_after_load_mb"] or 0 for r in runs),
             }
         if "hf" in rows:
             hf = rows["hf"]
-            for impl, row in rows.items():
+            for row in rows.values():
                 row["ratio"] = row["median_ms"] / hf["median_ms"]
-                row["round_ratios"] = [a / b for a, b in zip(row["round_medians_ms"],
-                                                             hf["round_medians_ms"])]
+                row["round_ratios"] = [
+                    a / b for a, b in zip(row["round_medians_ms"], hf["round_medians_ms"])
+                ]
+                if row["quiet_n"] >= 3 and hf["quiet_n"] >= 3:
+                    row["quiet_ratio"] = row["quiet_median_ms"] / hf["quiet_median_ms"]
         summary[case] = rows
     return summary
 
 
+def _fmt(value, spec, suffix=""):
+    return "-" if value is None else format(value, spec) + suffix
+
+
 def markdown(summary, parity_diffs):
+    """Three tables: timings, per-worker costs, parity."""
     lines = [
-        "| case | impl | n | median ms | p25-p75 ms | per-round medians ms | ratio vs HF "
-        "| per-round ratios | first call s | load s | peak RSS MB |",
-        "|---|---|---:|---:|---:|---|---:|---|---:|---:|---:|",
+        "| case | impl | n | median ms | p10 ms | p25-p75 ms | per-round medians ms "
+        "| ratio vs HF | per-round ratios | quiet n | quiet median ms | quiet ratio "
+        "| others' cores | cpu/wall |",
+        "|---|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for case, rows in summary.items():
         for impl, r in rows.items():
             ratio = f"{r['ratio']:.2f}x" if "ratio" in r else "-"
-            round_ratios = (", ".join(f"{x:.2f}" for x in r["round_ratios"])
-                            if "round_ratios" in r else "-")
+            round_ratios = (
+                ", ".join(f"{x:.2f}" for x in r["round_ratios"]) if "round_ratios" in r else "-"
+            )
             lines.append(
-                f"| {case} | {impl} | {r['n']} | {r['median_ms']:.1f} "
+                f"| {case} | {impl} | {r['n']} | {r['median_ms']:.1f} | {r['p10_ms']:.1f} "
                 f"| {r['p25_ms']:.1f}-{r['p75_ms']:.1f} "
                 f"| {', '.join(f'{x:.1f}' for x in r['round_medians_ms'])} | {ratio} "
-                f"| {round_ratios} | {statistics.median(r['first_call_s']):.2f} "
-                f"| {statistics.median(r['load_s']):.2f} | {r['peak_rss_mb']:.0f} |")
+                f"| {round_ratios} | {r['quiet_n']} | {_fmt(r['quiet_median_ms'], '.1f')} "
+                f"| {_fmt(r.get('quiet_ratio'), '.2f', 'x')} "
+                f"| {r['others_cores_median']:.2f} | {r['cpu_per_wall']:.2f} |"
+            )
+    lines += [
+        "",
+        "| case | impl | first call s (median) | load s (median) "
+        "| RSS after load MB | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for case, rows in summary.items():
+        for impl, r in rows.items():
+            lines.append(
+                f"| {case} | {impl} | {statistics.median(r['first_call_s']):.2f} "
+                f"| {statistics.median(r['load_s']):.2f} | {r['rss_after_load_mb']:.0f} "
+                f"| {r['peak_rss_mb']:.0f} |"
+            )
     if parity_diffs:
-        lines += ["", "| case | impl | max abs diff vs HF (non-pad tokens) | ok (<= 1e-4) |",
-                  "|---|---|---:|---|"]
+        lines += [
+            "",
+            "| case | impl | max abs diff vs HF (non-pad tokens) | ok (<= 1e-4) |",
+            "|---|---|---:|---|",
+        ]
         for case, diffs in parity_diffs.items():
             for impl, diff in diffs.items():
-                lines.append(f"| {case} | {impl} | {diff:.2e} | "
-                             f"{'yes' if diff <= TOLERANCE else 'NO'} |")
+                lines.append(
+                    f"| {case} | {impl} | {diff:.2e} | {'yes' if diff <= TOLERANCE else 'NO'} |"
+                )
     return "\n".join(lines)
 
 
@@ -271,6 +412,20 @@ def versions():
         except importlib.metadata.PackageNotFoundError:
             info[package] = None
     return info
+
+
+def git_state():
+    """Commit of the checkout and whether nlp4keras/ has uncommitted edits."""
+
+    def git(*command):
+        try:
+            proc = subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True)
+        except OSError:
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--", "nlp4keras")
+    return {"commit": git("rev-parse", "HEAD"), "nlp4keras_dirty": bool(status)}
 
 
 def cpu_name():
@@ -296,6 +451,7 @@ def driver(args):
         vocab_size = json.load(f)["vocab_size"]
 
     started = time.time()
+    git_before = git_state()
     results, parity_diffs = [], {}
     for index in range(args.rounds):
         order = order_for_round(impls, index)
@@ -310,11 +466,16 @@ def driver(args):
                 result = run_worker(impl, case, warmup, reps, args, dump=dump)
                 result["round"] = index + 1
                 results.append(result)
-                print(f"round {index + 1} {case:13s} {impl:10s} "
-                      f"median {1e3 * statistics.median(result['times_s']):8.1f} ms  "
-                      f"first {result['first_call_s']:.2f} s  "
-                      f"rss {result['peak_rss_mb']:.0f} MB  "
-                      f"load {result['loadavg_start'][0]:.2f}", file=sys.stderr, flush=True)
+                print(
+                    f"round {index + 1} {case:13s} {impl:10s} "
+                    f"median {1e3 * statistics.median(result['times_s']):8.1f} ms  "
+                    f"first {result['first_call_s']:.2f} s  "
+                    f"rss {result['peak_rss_mb']:.0f} MB  "
+                    f"waited {result['quiet_wait_s']:.0f} s  others "
+                    f"{statistics.median([o or 0.0 for o in result['others_cores']]):.2f} cores",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if dumps and "hf" in dumps:
                 mask = make_inputs(case, vocab_size)[2]
                 parity_diffs[case] = parity(case, impls, dumps, mask)
@@ -330,6 +491,8 @@ def driver(args):
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "versions": versions(),
+        # The library may change under a long run: the state at start and end.
+        "git": {"start": git_before, "end": git_state()},
         "torch_threads": args.threads,
         "args": vars(args),
         "cases": {c: dict(zip(("batch", "seq_len", "padded"), CASES[c])) for c in cases},
@@ -345,8 +508,11 @@ def driver(args):
     if bad:
         print(f"PARITY FAILED: {bad}", file=sys.stderr)
         return 1
-    print(f"done in {time.time() - started:.0f} s; raw data in "
-          f"{os.path.relpath(os.path.join(OUT_DIR, 'encode.json'), ROOT)}", file=sys.stderr)
+    print(
+        f"done in {time.time() - started:.0f} s; raw data in "
+        f"{os.path.relpath(os.path.join(OUT_DIR, 'encode.json'), ROOT)}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -354,12 +520,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer reps, for a smoke test")
-    parser.add_argument("--model", default=os.path.join(ROOT, ".assets", "minilm"),
-                        help="HF BERT folder (config.json, model.safetensors)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="torch.set_num_threads for HF and Keras-torch")
+    parser.add_argument(
+        "--model",
+        default=os.path.join(ROOT, ".assets", "minilm"),
+        help="HF BERT folder (config.json, model.safetensors)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="torch.set_num_threads for HF and Keras-torch",
+    )
     parser.add_argument("--impls", default=",".join(IMPLS))
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=10.0,
+        help="seconds a worker may wait for other processes to go quiet before timing (0: no wait)",
+    )
     parser.add_argument("--no-parity", action="store_true")
     # Worker mode (used by the driver).
     parser.add_argument("--worker", choices=list(IMPLS), help=argparse.SUPPRESS)
