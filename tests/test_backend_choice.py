@@ -37,3 +37,14 @@ def test_keras_already_imported_is_left_alone(tmp_path):
     (tmp_path / "keras.json").write_text('{"backend": "torch"}')
     code = "import keras; " + PROBE
     assert probe(code, KERAS_HOME=str(tmp_path)) == ["None", "torch"]
+
+
+def test_keras_json_choice_is_respected(tmp_path):
+    (tmp_path / "keras.json").write_text('{"backend": "torch"}')
+    assert probe(KERAS_HOME=str(tmp_path)) == ["None", "torch"]
+
+
+def test_keras_json_default_tensorflow_does_not_crash(tmp_path):
+    # Keras writes "tensorflow" there on first use; TensorFlow is not installed.
+    (tmp_path / "keras.json").write_text('{"backend": "tensorflow"}')
+    assert probe(KERAS_HOME=str(tmp_path)) == ["jax", "jax"]
