@@ -54,3 +54,16 @@ def run(model, inputs):
     if isinstance(outputs, (list, tuple)):
         return [keras.ops.convert_to_numpy(o) for o in outputs]
     return keras.ops.convert_to_numpy(outputs)
+
+
+def hf_inputs(ids, segments, attention_mask=None):
+    """transformers keyword inputs for a padded batch (pad id 0 unless a mask is given)."""
+    import torch
+
+    if attention_mask is None:
+        attention_mask = torch.tensor(ids != 0, dtype=torch.long)
+    return dict(
+        input_ids=torch.tensor(ids, dtype=torch.long),
+        token_type_ids=torch.tensor(segments, dtype=torch.long),
+        attention_mask=attention_mask,
+    )

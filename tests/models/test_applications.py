@@ -4,7 +4,7 @@ against transformers BERT run with the same mask (a 4-D boolean mask)."""
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_BERT, run
+from helpers import TINY_BERT, hf_inputs, run
 
 from nlp4keras.models import build_transformer_model
 
@@ -93,11 +93,7 @@ def test_logits_match_transformers_with_the_same_mask(tiny_pretraining, applicat
     logits = run(model, [ids, segments])
     mask = torch.tensor(reference_mask(application, ids, segments))
     with torch.no_grad():
-        expected = hf_model(
-            input_ids=torch.tensor(ids, dtype=torch.long),
-            token_type_ids=torch.tensor(segments, dtype=torch.long),
-            attention_mask=mask,
-        ).prediction_logits.numpy()
+        expected = hf_model(**hf_inputs(ids, segments, mask)).prediction_logits.numpy()
     valid = ids != 0
     assert np.abs(logits - expected)[valid].max() <= 1e-5
 

@@ -4,7 +4,7 @@ safetensors, sharded safetensors and pytorch_model.bin."""
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_BERT, padded_batch, run
+from helpers import TINY_BERT, hf_inputs, padded_batch, run
 
 from nlp4keras.models import build_transformer_model
 
@@ -21,11 +21,7 @@ def expected(tiny_pretraining, batch):
     model, _ = tiny_pretraining
     ids, segments = batch
     with torch.no_grad():
-        kwargs = dict(
-            input_ids=torch.tensor(ids, dtype=torch.long),
-            token_type_ids=torch.tensor(segments, dtype=torch.long),
-            attention_mask=torch.tensor(ids != 0, dtype=torch.long),
-        )
+        kwargs = hf_inputs(ids, segments)
         out = model(**kwargs)
         pooled = model.bert(**kwargs).pooler_output
     return {
@@ -91,10 +87,6 @@ def test_hidden_act_from_the_config(tmp_path, hidden_act):
     hf_model.save_pretrained(tmp_path)
     ids, segments = padded_batch(TINY_BERT["vocab_size"], [9, 5], 9, seed=2)
     with torch.no_grad():
-        expected = hf_model(
-            input_ids=torch.tensor(ids, dtype=torch.long),
-            token_type_ids=torch.tensor(segments, dtype=torch.long),
-            attention_mask=torch.tensor(ids != 0, dtype=torch.long),
-        ).logits.numpy()
+        expected = hf_model(**hf_inputs(ids, segments)).logits.numpy()
     model = build_transformer_model(tmp_path / "config.json", tmp_path, with_mlm="linear")
     assert np.abs(run(model, [ids, segments]) - expected)[ids != 0].max() <= TOLERANCE

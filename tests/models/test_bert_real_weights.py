@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from helpers import padded_batch, run
+from helpers import hf_inputs, padded_batch, run
 
 from nlp4keras.models import build_transformer_model
 
@@ -19,11 +19,7 @@ def reference(minilm_dir):
 
     def forward(ids, segments):
         with torch.no_grad():
-            out = model(
-                input_ids=torch.tensor(ids, dtype=torch.long),
-                token_type_ids=torch.tensor(segments, dtype=torch.long),
-                attention_mask=torch.tensor(ids != 0, dtype=torch.long),
-            )
+            out = model(**hf_inputs(ids, segments))
         return out.last_hidden_state.numpy(), out.pooler_output.numpy()
 
     return forward
