@@ -13,9 +13,11 @@ class CheckpointReader:
 
     #: Path shown in error messages (a file, a folder or a prefix).
     path = "<checkpoint>"
+    #: Names in the file that the reader could not translate (see HFNamingView).
+    unmapped = ()
 
     def keys(self):
-        """All tensor names, in file order."""
+        """All tensor names, in the order the file lists them."""
         raise NotImplementedError
 
     def shape(self, name):
@@ -28,6 +30,10 @@ class CheckpointReader:
 
     def close(self):
         """Release open files. Safe to call twice."""
+
+    def source_name(self, name):
+        """The name `name` has in the file itself (readers that rename override this)."""
+        return name
 
     def __contains__(self, name):
         return name in set(self.keys())

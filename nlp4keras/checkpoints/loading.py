@@ -78,10 +78,10 @@ class LoadReport:
 
 def _described(reader, name, verb):
     """A Google name with the name it has (or would have) in an HF file."""
-    source = getattr(reader, "source_name", None)
-    if source is None or source(name) == name:
+    source = reader.source_name(name)
+    if source == name:
         return repr(name)
-    return f"{name!r} ({verb} {source(name)!r})"
+    return f"{name!r} ({verb} {source!r})"
 
 
 def assign_from_checkpoint(pairs, reader, read, strict=True, core_scopes=()):
@@ -120,9 +120,8 @@ def assign_from_checkpoint(pairs, reader, read, strict=True, core_scopes=()):
         variable.assign(value)
         report.loaded.append(name)
     unused = sorted(k for k in available - used if not _NOT_WEIGHTS.search(k))
-    report.unexpected = [getattr(reader, "source_name", lambda n: n)(k) for k in unused]
-    report.unexpected += list(getattr(reader, "unmapped", []))
-    report.unused_core = [k for k in unused if core_scopes and k.startswith(tuple(core_scopes))]
+    report.unexpected = [reader.source_name(k) for k in unused] + list(reader.unmapped)
+    report.unused_core = [k for k in unused if k.startswith(tuple(core_scopes))]
     if not report.ok:
         message = f"checkpoint {reader.path} does not fit the model:\n{report.problems()}"
         if report.unexpected:

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from nlp4keras.backend import infinity
-from nlp4keras.layers.base import Layer, first_mask, serializable
+from nlp4keras.layers.base import Layer, first_mask, linear, serializable
 
 
 def _is_bool(x):
@@ -85,9 +85,8 @@ class MultiHeadAttention(Layer):
                 )
 
     def _project(self, x, prefix, size):
-        y = ops.matmul(x, getattr(self, prefix + "_kernel"))
-        if self.use_bias:
-            y = y + getattr(self, prefix + "_bias")
+        bias = getattr(self, prefix + "_bias") if self.use_bias else None
+        y = linear(x, getattr(self, prefix + "_kernel"), bias)
         if size is None:
             return y
         return ops.reshape(y, ops.shape(y)[:-1] + (self.heads, size))

@@ -1,6 +1,7 @@
 """Shared plumbing for nlp4keras layers."""
 
 import keras
+from keras import ops
 
 from nlp4keras.backend import serializable  # noqa: F401  (re-exported for the layers)
 
@@ -18,3 +19,9 @@ def first_mask(mask):
     if isinstance(mask, (list, tuple)):
         return mask[0] if mask else None
     return mask
+
+
+def linear(x, kernel, bias=None):
+    """x @ kernel (+ bias): the projection inside attention and feed-forward."""
+    y = ops.matmul(x, kernel)
+    return y if bias is None else y + bias

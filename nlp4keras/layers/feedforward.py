@@ -1,10 +1,9 @@
 """Position-wise feed-forward block: one layer for every model family."""
 
 import keras
-from keras import ops
 
 from nlp4keras.backend import get_activation, resolve_activation
-from nlp4keras.layers.base import Layer, serializable
+from nlp4keras.layers.base import Layer, linear, serializable
 
 
 @serializable
@@ -47,9 +46,7 @@ class FeedForward(Layer):
             self._projections.append((kernel, bias))
 
     def _dense(self, x, index):
-        kernel, bias = self._projections[index]
-        y = ops.matmul(x, kernel)
-        return y + bias if bias is not None else y
+        return linear(x, *self._projections[index])
 
     def call(self, inputs):
         x = None

@@ -228,6 +228,17 @@ class Transformer:
         """{layer name: [checkpoint variable names, in layer.weights order]}."""
         return {}
 
+    def _weight_pairs(self, mapping=None):
+        """(variable, checkpoint name) for every mapped weight of the built
+        layers (a layer's weights zipped in order with its mapped names)."""
+        mapping = self.variable_mapping() if mapping is None else mapping
+        pairs = []
+        for layer_name, variable_names in mapping.items():
+            layer = self.layers.get(self.prefixed(layer_name))
+            if layer is not None:
+                pairs.extend(zip(layer.weights, variable_names))
+        return pairs
+
     def load_embeddings(self, embeddings):
         """Apply keep_tokens (row subset) and compound_tokens (appended rows,
         each a weighted mean of existing rows) to an embedding-like tensor."""
@@ -259,28 +270,17 @@ class Transformer:
         and load_weights_from_checkpoint. No TensorFlow needed."""
         from nlp4keras.checkpoints.tf_bundle import write_tf_checkpoint
 
-        mapping = self.variable_mapping() if mapping is None else mapping
         tensors = {}
-        for layer_name, variable_names in mapping.items():
-            layer = self.layers.get(self.prefixed(layer_name))
-            if layer is None:
-                continue
-            for variable, name in zip(layer.weights, variable_names):
-                value = self.save_variable(name, keras.ops.convert_to_numpy(variable))
-                tensors[name] = value.astype(dtype) if dtype is not None else value
+        for variable, name in self._weight_pairs(mapping):
+            value = self.save_variable(name, keras.ops.convert_to_numpy(variable))
+            tensors[name] = value.astype(dtype) if dtype is not None else value
         write_tf_checkpoint(filename, tensors)
 
     def load_weights_from_checkpoint(self, checkpoint, mapping=None):
         """Load weights from a checkpoint path (HF folder, safetensors, .bin, TF
         checkpoint) or a dict of numpy arrays. Strict unless the model was built
         with ignore_invalid_weights=True. Returns a LoadReport."""
-        mapping = self.variable_mapping() if mapping is None else mapping
-        pairs = []
-        for layer_name, variable_names in mapping.items():
-            layer = self.layers.get(self.prefixed(layer_name))
-            if layer is None:
-                continue
-            pairs.extend(zip(layer.weights, variable_names))
+        pairs = self._weight_pairs(mapping)
         with open_for_model(checkpoint, self.hf_naming) as reader:
             report = assign_from_checkpoint(
                 pairs,
