@@ -1,7 +1,7 @@
 """Sentence embeddings with the real all-MiniLM-L6-v2 BERT.
 
 Loads the HF checkpoint through `build_transformer_model` (no transformers,
-no sentence-transformers), tokenizes with nlp4keras' WordPiece tokenizer,
+no sentence-transformers), tokenizes with nlp4keras' WordPiece tokenizer (a padded batch),
 mean-pools the last hidden states over real tokens and prints the cosine
 similarity matrix. Paraphrases score high (about 0.75-0.9), unrelated
 sentences near 0.
@@ -31,10 +31,7 @@ SENTENCES = [
 
 
 def embed(model, tokenizer, sentences, maxlen=128):
-    encoded = [tokenizer.encode(s, maxlen=maxlen)[0] for s in sentences]
-    length = max(len(ids) for ids in encoded)
-    token_ids = np.array([ids + [0] * (length - len(ids)) for ids in encoded], dtype="int32")
-    segment_ids = np.zeros_like(token_ids)
+    token_ids, segment_ids = tokenizer(sentences, maxlen=maxlen)  # padded int32 arrays
     hidden = keras.ops.convert_to_numpy(model.predict_on_batch([token_ids, segment_ids]))
     mask = (token_ids != 0)[..., None]
     pooled = (hidden * mask).sum(1) / mask.sum(1)

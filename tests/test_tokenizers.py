@@ -417,3 +417,76 @@ def test_bad_arguments(tiny, tmp_path):
     save_vocab(tmp_path / "vocab.txt", tiny._token_dict)
     with pytest.raises(ValueError, match=r"startswith.*\[NOPE\]"):
         load_vocab(tmp_path / "vocab.txt", simplified=True, startswith=["[NOPE]"])
+
+
+# -- batches, rematch, bert4keras helpers -------------------------------------
+
+
+def test_encode_batch_equals_encode_row_by_row(tiny):
+    firsts, seconds = ["a b c d e", "a", "中国 hello !", ""], ["f", "g h", "b", "a b"]
+    for pattern in ("S*E*E", "S*ES*E"):
+        token_ids, segment_ids = tiny.encode_batch(firsts, seconds, maxlen=7, pattern=pattern)
+        assert token_ids.dtype == segment_ids.dtype == "int32"
+        for row, (first, second) in enumerate(zip(firsts, seconds)):
+            ids, segments = tiny.encode(first, second, maxlen=7, pattern=pattern)
+            pad = token_ids.shape[1] - len(ids)
+            assert token_ids[row].tolist() == ids + [tiny._token_pad_id] * pad
+            assert segment_ids[row].tolist() == segments + [0] * pad
+    token_ids, _ = tiny.encode_batch(["a", "a b"], length=6)
+    assert token_ids.shape == (2, 6)
+    assert tiny(["a", "a b"])[0].tolist() == tiny.encode_batch(["a", "a b"])[0].tolist()
+    assert tiny("a b", "c") == tiny.encode("a b", "c")
+    assert tiny.encode_batch([])[0].shape == (0, 0)
+
+
+def test_encode_batch_offsets(minilm):
+    texts = ["Hello, WORLD!", "Café 中文 xqzjwv", "  "]
+    token_ids, _, offsets = minilm.encode_batch(texts, return_offsets=True)
+    assert offsets.shape == token_ids.shape + (2,)
+    for row, text in enumerate(texts):
+        tokens = minilm.ids_to_tokens(token_ids[row])
+        for token, (start, end) in zip(tokens, offsets[row]):
+            if token in ("[CLS]", "[SEP]", "[PAD]"):
+                assert (start, end) == (0, 0)
+            elif token != "[UNK]":
+                assert minilm._normalize(text[start:end]).strip() == minilm.stem(token)
+    tokens = minilm.ids_to_tokens(token_ids[1])
+    assert tokens[1:4] == ["cafe", "中", "文"]
+    assert [tuple(span) for span in offsets[1, 1:4]] == [(0, 4), (5, 6), (6, 7)]
+
+
+def test_rematch_examples(minilm):
+    text = "Héllo, 世界! \x00xyzzyplugh"
+    tokens = minilm.tokenize(text)
+    assert tokens[1:6] == ["hello", ",", "世", "[UNK]", "!"]  # 界 is not in the vocab
+    assert tokens[6:-1] == ["x", "##y", "##zzy", "##pl", "##ugh"]
+    mapping = minilm.rematch(text, tokens)
+    assert mapping[0] == mapping[-1] == []
+    assert mapping[1:6] == [[0, 1, 2, 3, 4], [5], [7], [8], [9]]
+    assert mapping[6:-1] == [[12], [13], [14, 15, 16], [17, 18], [19, 20, 21]]  # \x00 dropped
+    # [UNK] covers the word it replaced; later tokens are still found.
+    tokens = minilm.tokenize("a 𐍈𐍉 b")
+    assert tokens[1:-1] == ["a", "[UNK]", "b"]
+    assert minilm.rematch("a 𐍈𐍉 b", tokens)[1:-1] == [[0], [2, 3], [5]]
+
+
+def test_bert4keras_static_helpers(minilm):
+    assert Tokenizer.stem("##ing") == "ing" and minilm.stem("play") == "play"
+    assert Tokenizer._is_space("\u3000") and not Tokenizer._is_space("a")
+    assert Tokenizer._is_punctuation("，") and Tokenizer._is_punctuation("$")
+    assert Tokenizer._is_cjk_character("中") and not Tokenizer._is_cjk_character("あ")
+    assert Tokenizer._is_control("\x07") and not Tokenizer._is_control("\n")
+    assert Tokenizer._is_special("[CLS]") and not Tokenizer._is_special("[")
+    assert Tokenizer._is_redundant("中国") and not Tokenizer._is_redundant("中")
+    assert "。" in Tokenizer._cjk_punctuation() and "a" not in Tokenizer._cjk_punctuation()
+
+
+def test_bad_batch_arguments(tiny):
+    with pytest.raises(TypeError, match="list of str"):
+        tiny.encode_batch("a b")
+    with pytest.raises(TypeError, match=r"first_texts\[1\] must be a str, got int"):
+        tiny.encode_batch(["a", 1])
+    with pytest.raises(ValueError, match="2 first_texts but 1 second_texts"):
+        tiny.encode_batch(["a", "b"], ["c"])
+    with pytest.raises(ValueError, match="more than length=3"):
+        tiny.encode_batch(["a b c"], length=3)

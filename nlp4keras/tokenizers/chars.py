@@ -48,3 +48,9 @@ def is_special(token):
 def stem(token):
     """A word piece without its '##' continuation mark."""
     return token[2:] if token.startswith("##") else token
+
+
+def cjk_punctuation():
+    """Full-width and CJK punctuation marks (U+3000-U+303F, U+FF00-U+FF65)."""
+    codes = [*range(0x3000, 0x3040), *range(0xFF00, 0xFF66)]
+    return "".join(chr(code) for code in codes if is_punctuation(chr(code)))

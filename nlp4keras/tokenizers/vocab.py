@@ -32,12 +32,12 @@ def _simplify_vocab(token_dict, startswith):
     kept += [
         token
         for token in sorted(token_dict, key=token_dict.get)
-        if token not in startswith and not _is_unreachable(token)
+        if token not in startswith and not is_redundant(token)
     ]
     return {token: i for i, token in enumerate(kept)}, [token_dict[t] for t in kept]
 
 
-def _is_unreachable(token):
+def is_redundant(token):
     """Multi-char tokens with a CJK or punctuation char are never emitted, as
     those chars are always split off alone (so [CLS] etc. need `startswith`)."""
     if len(token) < 2:

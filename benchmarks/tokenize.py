@@ -1,0 +1,135 @@
+"""Tokenizer throughput on ~59k real lines (tests/real_text.py): nlp4keras'
+`Tokenizer` (one text at a time, and `encode_batch` into padded arrays) against
+HF `tokenizers` (Rust `BertWordPieceTokenizer.encode_batch`, its default
+threads, padded and truncated in Rust, then turned into the same numpy arrays)
+and a bert4keras-style pure-Python loop (benchmarks/bert4keras_style.py).
+
+Every implementation encodes every line with maxlen 512 in batches of
+--batch lines; the batch outputs are checked to be identical before timing.
+Rounds interleave the implementations (order rotated) and the table reports
+medians. Usage (from the repo root):
+
+    python benchmarks/tokenize.py [--rounds 3] [--batch 256] [--lines N]
+"""
+
+import os
+import sys
+
+# This file is named like the standard library's `tokenize`, which numpy's
+# import chain needs: search the standard library before this folder.
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+sys.path += [HERE, os.path.join(ROOT, "tests")]  # bert4keras_style, real_text
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from bert4keras_style import CharLoopTokenizer  # noqa: E402
+from real_text import ASSETS, real_lines  # noqa: E402
+
+from nlp4keras.tokenizers import Tokenizer, load_vocab  # noqa: E402
+
+MAXLEN = 512
+VOCABS = {"bert-base-chinese": "bert_chinese", "MiniLM (English uncased)": "minilm"}
+
+
+def batches(lines, size):
+    return [lines[i : i + size] for i in range(0, len(lines), size)]
+
+
+def pad(rows):
+    """Right-padded int32 array of id lists (what the Python baselines return)."""
+    out = np.zeros((len(rows), max(map(len, rows))), dtype=np.int32)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def make_impls(vocab_path):
+    import tokenizers as hf_tokenizers
+
+    ours = Tokenizer(vocab_path, do_lower_case=True, word_maxlen=100)
+    hf = hf_tokenizers.BertWordPieceTokenizer(vocab_path, lowercase=True)
+    hf.enable_truncation(MAXLEN)
+    hf.enable_padding(pad_id=0)
+    loop = CharLoopTokenizer(load_vocab(vocab_path), word_maxlen=100)
+
+    def hf_batch(batch):
+        encodings = hf.encode_batch(batch)
+        token_ids = np.array([e.ids for e in encodings], dtype=np.int32)
+        segment_ids = np.array([e.type_ids for e in encodings], dtype=np.int32)
+        return token_ids, segment_ids
+
+    return {
+        "nlp4keras encode_batch": lambda batch: ours.encode_batch(batch, maxlen=MAXLEN),
+        "nlp4keras encode, one text at a time": lambda batch: pad(
+            [ours.encode(text, maxlen=MAXLEN)[0] for text in batch]
+        ),
+        "HF tokenizers encode_batch (Rust)": hf_batch,
+        "bert4keras-style Python loop": lambda batch: pad(
+            [loop.encode(text, MAXLEN)[0] for text in batch]
+        ),
+    }
+
+
+def run_all(impl, chunks):
+    start = time.perf_counter()
+    outputs = [impl(chunk) for chunk in chunks]
+    return time.perf_counter() - start, outputs
+
+
+def first_array(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--lines", type=int, default=None)
+    args = parser.parse_args()
+    lines = real_lines()[: args.lines]
+    chunks = batches(lines, args.batch)
+    n_chars = sum(map(len, lines))
+    print(f"{len(lines)} lines, {n_chars} chars, batches of {args.batch}, maxlen {MAXLEN}\n")
+    results = {}
+    for label, folder in VOCABS.items():
+        impls = make_impls(str(ASSETS / folder / "vocab.txt"))
+        names = list(impls)
+        times = {name: [] for name in names}
+        reference = None
+        for round_index in range(args.rounds):
+            order = names[round_index % len(names) :] + names[: round_index % len(names)]
+            for name in order:
+                seconds, outputs = run_all(impls[name], chunks)
+                times[name].append(seconds)
+                arrays = [first_array(o) for o in outputs]
+                if reference is None:
+                    reference = arrays
+                for got, want in zip(arrays, reference):
+                    if not np.array_equal(got, want):
+                        sys.exit(f"{name} gives different ids from the first implementation")
+        hf_median = statistics.median(times["HF tokenizers encode_batch (Rust)"])
+        print(f"### {label}\n")
+        print("| implementation | median s | lines/s | k chars/s | time / HF |")
+        print("|---|---|---|---|---|")
+        results[label] = {}
+        for name in names:
+            median = statistics.median(times[name])
+            results[label][name] = {"seconds": times[name], "median": median}
+            print(
+                f"| {name} | {median:.2f} | {len(lines) / median:,.0f} | "
+                f"{n_chars / median / 1e3:,.0f} | {median / hf_median:.2f}x |"
+            )
+        print()
+    os.makedirs(os.path.join(HERE, "out"), exist_ok=True)
+    with open(os.path.join(HERE, "out", "tokenize.json"), "w") as f:
+        json.dump({"lines": len(lines), "chars": n_chars, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
