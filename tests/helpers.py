@@ -67,3 +67,21 @@ def hf_inputs(ids, segments, attention_mask=None):
         token_type_ids=torch.tensor(segments, dtype=torch.long),
         attention_mask=attention_mask,
     )
+
+
+def truncate_by_popping(lists, budget, truncate_from, n_start=1, n_end=1):
+    """The tokenizers' truncation rule, literally: pop one token at a time from
+    the longest list (the first on ties) until `budget` tokens remain; an int
+    `truncate_from` indexes a list counted with its start/end tokens."""
+    while sum(map(len, lists)) > budget:
+        longest = max(lists, key=len)
+        if truncate_from == "right":
+            longest.pop()
+        elif truncate_from == "left":
+            longest.pop(0)
+        else:
+            position = truncate_from
+            if position < 0:
+                position += n_start + len(longest) + n_end
+            longest.pop(min(max(position - n_start, 0), len(longest) - 1))
+    return lists

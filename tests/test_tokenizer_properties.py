@@ -6,6 +6,7 @@ stable, and truncation equals popping one token at a time."""
 import unicodedata
 
 import pytest
+from helpers import truncate_by_popping
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -114,15 +115,6 @@ def test_decode_of_encode_is_stable(pairs, text):
 )
 def test_truncation_equals_popping_one_at_a_time(first, second, budget, truncate_from):
     lists = [list(range(first))] + ([] if second is None else [list(range(100, 100 + second))])
-    expected = [list(x) for x in lists]
-    while sum(map(len, expected)) > budget:  # the definition, literally
-        longest = max(expected, key=len)
-        if truncate_from == "right":
-            longest.pop()
-        elif truncate_from == "left":
-            longest.pop(0)
-        else:
-            position = truncate_from + (len(longest) + 2 if truncate_from < 0 else 0)
-            longest.pop(min(max(position - 1, 0), len(longest) - 1))
+    expected = truncate_by_popping([list(x) for x in lists], budget, truncate_from)
     _truncate(budget, truncate_from, *lists)
     assert lists == expected

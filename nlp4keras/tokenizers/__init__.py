@@ -2,7 +2,8 @@
 and SentencePiece (`SpTokenizer`)."""
 
 from nlp4keras.tokenizers.base import TokenizerBase
+from nlp4keras.tokenizers.sentencepiece import SpTokenizer
 from nlp4keras.tokenizers.vocab import load_vocab, save_vocab
 from nlp4keras.tokenizers.wordpiece import Tokenizer
 
-__all__ = ["load_vocab", "save_vocab", "TokenizerBase", "Tokenizer"]
+__all__ = ["load_vocab", "save_vocab", "SpTokenizer", "Tokenizer", "TokenizerBase"]

@@ -1,0 +1,200 @@
+"""`DataGenerator`: the bert4keras base class for batch generators, usable
+with Keras 3 `model.fit` on every backend, with optional length bucketing."""
+
+import numbers
+import threading
+from collections.abc import Mapping
+
+import keras
+import numpy as np
+
+
+class DataGenerator:
+    """Base class for batch generators: subclasses write `__iter__(random=False)`
+    yielding batches, usually from `self.sample(random)`:
+
+        class data_generator(DataGenerator):
+            def __iter__(self, random=False):
+                batch_token_ids, batch_labels = [], []
+                for is_end, (text, label) in self.sample(random):
+                    batch_token_ids.append(tokenizer.encode(text)[0])
+                    batch_labels.append([label])
+                    if len(batch_token_ids) == self.batch_size or is_end:
+                        yield sequence_padding(batch_token_ids), np.array(batch_labels)
+                        batch_token_ids, batch_labels = [], []
+
+        model.fit(gen.forfit(), steps_per_epoch=len(gen), epochs=...)
+
+    `data` is a list (anything with a length and indexing) or any iterable.
+    `len(gen)` is the number of batches per epoch. For data without a length,
+    `sample(random=True)` shuffles inside a buffer of `buffer_size` items
+    (default `batch_size * 1000`).
+
+    Length bucketing: with `length_fn` (item -> length), `sample(random=True)`
+    sorts the shuffled items by length inside windows of `sort_window`
+    batches and shuffles the order of the batches in each window, so every
+    batch holds items of similar length. Pair it with
+    `sequence_padding(..., length_buckets=...)` in `__iter__`: less padding,
+    and a bounded set of batch shapes for JAX to compile.
+    """
+
+    def __init__(self, data, batch_size=32, buffer_size=None, length_fn=None, sort_window=100):
+        _check_count(batch_size, "batch_size")
+        _check_count(sort_window, "sort_window")
+        if buffer_size is not None:
+            _check_count(buffer_size, "buffer_size")
+        if length_fn is not None and not callable(length_fn):
+            raise TypeError(f"length_fn must be callable, got {type(length_fn).__name__}")
+        self.data = data
+        self.batch_size = batch_size
+        self.buffer_size = buffer_size or batch_size * 1000
+        self.length_fn = length_fn
+        self.sort_window = sort_window
+        # bert4keras attribute: batches per epoch, None for data without a length
+        self.steps = -(-len(data) // batch_size) if hasattr(data, "__len__") else None
+
+    def __len__(self):
+        if self.steps is None:
+            raise TypeError(
+                "len() needs data with a length; this DataGenerator wraps an iterable "
+                "without one: pass steps_per_epoch to fit yourself"
+            )
+        return self.steps
+
+    def sample(self, random=False):
+        """Yield `(is_end, item)` over one epoch; `is_end` is True for the last
+        item. With `random`, the items come shuffled (and length-sorted within
+        windows when `length_fn` is set)."""
+        if not random:
+            return _with_end_flags(iter(self.data))
+        items = self._shuffled()
+        if self.length_fn is not None:
+            items = self._length_sorted(items)
+        return _with_end_flags(items)
+
+    def __iter__(self, random=False):
+        raise NotImplementedError(
+            f"{type(self).__name__} must define __iter__(self, random=False) yielding batches"
+        )
+
+    def forfit(self, random=True):
+        """Batches forever, epoch after epoch: for `model.fit(..., steps_per_epoch=len(gen))`."""
+        while True:
+            empty = True
+            for batch in self.__iter__(random):
+                empty = False
+                yield batch
+            if empty:
+                raise ValueError(f"{type(self).__name__} yielded no batches for an epoch")
+
+    def fortest(self, random=False):
+        """Like `forfit`, but yields only `batch[0]` (the inputs), for `predict`."""
+        for batch in self.forfit(random):
+            yield batch[0]
+
+    def to_pydataset(self, random=True, **kwargs):
+        """A `keras.utils.PyDataset` holding one epoch of batches at a time.
+
+        Each epoch's batches are built from `__iter__(random)` when Keras first
+        asks for them and dropped at the epoch's end, so one epoch must fit in
+        memory; a fresh, reshuffled epoch follows. `kwargs` (workers,
+        use_multiprocessing, max_queue_size) go to `PyDataset`."""
+        return _EpochDataset(self, random, **kwargs)
+
+    def _shuffled(self):
+        if self.steps is None:
+            return self._buffer_shuffled()
+        data = self.data
+        if isinstance(data, Mapping) or not hasattr(data, "__getitem__"):
+            data = list(data)
+        return (data[i] for i in np.random.permutation(len(data)))
+
+    def _buffer_shuffled(self):
+        """Shuffle a stream: keep a buffer of items, emit one at random as each
+        new item arrives, then drain the buffer in random order."""
+        buffer = []
+        for item in self.data:
+            if len(buffer) < self.buffer_size:
+                buffer.append(item)
+                continue
+            k = np.random.randint(len(buffer))
+            yield buffer[k]
+            buffer[k] = item
+        while buffer:
+            k = np.random.randint(len(buffer))
+            buffer[k], buffer[-1] = buffer[-1], buffer[k]
+            yield buffer.pop()
+
+    def _length_sorted(self, items):
+        """Sort windows of `sort_window` batches by length; yield the batches
+        of each window in random order. Only the epoch's last window can end
+        with a short batch, and it stays last, so batch boundaries line up
+        with the subclass's `len(batch) == batch_size or is_end` rule."""
+        window_size = self.batch_size * self.sort_window
+        window = []
+        for item in items:
+            window.append(item)
+            if len(window) == window_size:
+                yield from self._sorted_batches(window)
+                window = []
+        yield from self._sorted_batches(window)
+
+    def _sorted_batches(self, window):
+        window.sort(key=self.length_fn)
+        size = self.batch_size
+        batches = [window[i : i + size] for i in range(0, len(window), size)]
+        short = batches.pop() if batches and len(batches[-1]) < size else None
+        for k in np.random.permutation(len(batches)):
+            yield from batches[k]
+        if short:
+            yield from short
+
+
+class _EpochDataset(keras.utils.PyDataset):
+    """`DataGenerator.to_pydataset`: one materialised epoch of batches."""
+
+    def __init__(self, generator, random, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.random = random
+        self._batches = None
+        self._served = False  # whether Keras has read a batch of this epoch
+        self._lock = threading.Lock()  # Keras may index from several threads
+
+    def _epoch(self):
+        with self._lock:
+            if self._batches is None:
+                self._batches = list(self.generator.__iter__(self.random))
+            return self._batches
+
+    def __len__(self):
+        return len(self._epoch())
+
+    def __getitem__(self, index):
+        batches = self._epoch()
+        self._served = True
+        return batches[index]
+
+    def on_epoch_end(self):
+        # Keras also calls this before the first epoch, after counting the
+        # batches: an epoch nobody has read from yet is kept, not rebuilt.
+        with self._lock:
+            if self._served:
+                self._batches, self._served = None, False
+
+
+def _with_end_flags(items):
+    """`(is_end, item)` pairs; nothing for an empty iterator."""
+    try:
+        current = next(items)
+    except StopIteration:
+        return
+    for upcoming in items:
+        yield False, current
+        current = upcoming
+    yield True, current
+
+
+def _check_count(value, name):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")

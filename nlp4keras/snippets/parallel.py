@@ -1,0 +1,398 @@
+"""`parallel_apply`: map a function over an iterable with worker processes or
+threads, keeping a bounded number of items in flight (bert4keras API).
+
+Worker processes start with 'spawn' by default: a fresh interpreter inherits
+none of the parent's threads or accelerator state, whereas forking a process
+that runs JAX or PyTorch can deadlock. So with `dummy=False`, `func`, the
+items and the results travel by pickle: `func` must be defined at module
+level in an importable module (not a lambda, a nested function, or one typed
+in an interactive session), and a script that starts workers needs the usual
+`if __name__ == "__main__":` guard. With `dummy=True`, threads run `func` and
+any callable works.
+
+This file imports only the standard library: worker processes run it by path
+(runpy) rather than importing the nlp4keras package, which would import Keras
+and its backend, seconds per worker, before doing any work.
+"""
+
+import multiprocessing
+import numbers
+import os
+import pickle
+import queue
+import random
+import runpy
+import signal
+import threading
+import traceback
+
+_WORKER_RUN_NAME = "_nlp4keras_parallel_worker"
+_STARTUP = -1  # index of a worker's report that it could not start
+_POLL_SECONDS = 0.1  # how often a waiting parent checks that workers are alive
+_JOIN_SECONDS = 5.0
+_MAX_SEED = 2**32  # numpy's legacy seeds are below this
+
+
+def parallel_apply_generator(
+    func,
+    iterable,
+    workers,
+    max_queue_size,
+    dummy=False,
+    random_seeds=True,
+    start_method="spawn",
+):
+    """Yield `(index, func(item))` for the items of `iterable`, in completion order.
+
+    `workers` processes (threads with `dummy=True`) run `func`. The input is
+    read lazily and at most `max_queue_size + workers` items are in flight
+    (read but not yet yielded), so memory stays bounded on long iterables.
+    An exception raised by `func` is raised here, with the worker's traceback
+    as its cause; the workers are then stopped, as they are when the
+    generator is closed early.
+
+    `random_seeds` (worker processes only): True seeds python's `random` and
+    numpy's global generator in each worker with a distinct random seed; an
+    int seeds worker k with `random_seeds + k`, and a list gives one seed per
+    worker (reproducible per worker; which worker gets which item still
+    depends on timing); False or None leaves the generators alone. Threads
+    share the process' generators, so with `dummy=True` only True, False or
+    None are accepted, and nothing is seeded.
+
+    `start_method`: 'spawn' (default), 'forkserver' or 'fork' (fast, but only
+    safe when the parent runs no threads, so not after JAX or PyTorch start).
+    """
+    if not callable(func):
+        raise TypeError(f"func must be callable, got {type(func).__name__}")
+    _check_count(workers, "workers")
+    _check_count(max_queue_size, "max_queue_size")
+    if dummy:
+        if not (random_seeds is True or random_seeds is False or random_seeds is None):
+            raise ValueError(
+                "random_seeds must be True, False or None with dummy=True: threads share "
+                "one random state; use worker processes (dummy=False) for per-worker seeds"
+            )
+        make_pool = lambda: _ThreadPool(func, workers)
+    else:
+        func_payload = _pickle_func(func)
+        context = _context(start_method)
+        seeds = _worker_seeds(random_seeds, workers)
+        make_pool = lambda: _ProcessPool(func_payload, seeds, context)
+    return _generate(make_pool, iterable, max_queue_size + workers)
+
+
+def parallel_apply(
+    func,
+    iterable,
+    workers,
+    max_queue_size,
+    callback=None,
+    dummy=False,
+    random_seeds=True,
+    unordered=True,
+    start_method="spawn",
+):
+    """`func` over `iterable` in parallel (see `parallel_apply_generator`).
+
+    Without `callback`, returns the list of results: in completion order when
+    `unordered`, else in input order. With `callback`, calls it on each
+    result in that order and returns None.
+    """
+    generator = parallel_apply_generator(
+        func, iterable, workers, max_queue_size, dummy, random_seeds, start_method
+    )
+    try:
+        pairs = generator if unordered else _in_input_order(generator)
+        if callback is None:
+            return [result for _, result in pairs]
+        for _, result in pairs:
+            callback(result)
+        return None
+    finally:
+        generator.close()  # stops the workers at once if we leave early
+
+
+def _generate(make_pool, iterable, limit):
+    """Feed `iterable` to a pool, at most `limit` items in flight; yield results."""
+    pool = make_pool()
+    try:
+        in_flight = 0
+        for index, item in enumerate(iterable):
+            if in_flight == limit:
+                yield pool.get(block=True)
+                in_flight -= 1
+            pool.put(index, item)
+            in_flight += 1
+            while (result := pool.get(block=False)) is not None:
+                yield result
+                in_flight -= 1
+        while in_flight:
+            yield pool.get(block=True)
+            in_flight -= 1
+    except BaseException:  # an error, or the consumer closed the generator
+        pool.abort()
+        raise
+    pool.close()
+
+
+def _in_input_order(pairs):
+    """Reorder `(index, result)` pairs by index, holding early arrivals."""
+    waiting, next_index = {}, 0
+    for index, result in pairs:
+        waiting[index] = result
+        while next_index in waiting:
+            yield next_index, waiting.pop(next_index)
+            next_index += 1
+
+
+def _check_count(value, name):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def _pickle_func(func):
+    try:
+        return pickle.dumps(func, pickle.HIGHEST_PROTOCOL)
+    except Exception as error:
+        raise TypeError(
+            f"func {func!r} cannot be sent to worker processes ({error}). With dummy=False, "
+            "func must be picklable: a function defined at module level of an importable "
+            "module, not a lambda or a nested function. Or pass dummy=True to use threads."
+        ) from error
+
+
+def _context(start_method):
+    methods = multiprocessing.get_all_start_methods()
+    if start_method not in methods:
+        raise ValueError(f"start_method must be one of {methods}, got {start_method!r}")
+    return multiprocessing.get_context(start_method)
+
+
+def _worker_seeds(random_seeds, workers):
+    """One seed (or None: leave the generators alone) per worker process."""
+    if random_seeds is True:
+        return random.SystemRandom().sample(range(_MAX_SEED), workers)  # distinct
+    if random_seeds is False or random_seeds is None:
+        return [None] * workers
+    if isinstance(random_seeds, numbers.Integral):
+        seeds = [int(random_seeds) + k for k in range(workers)]
+    else:
+        seeds = list(random_seeds)
+        if len(seeds) != workers:
+            raise ValueError(f"random_seeds has {len(seeds)} seeds for {workers} workers")
+    for seed in seeds:
+        if not isinstance(seed, numbers.Integral) or not 0 <= seed < _MAX_SEED:
+            raise ValueError(f"random seeds must be ints in [0, 2**32), got {seed!r}")
+    return [int(seed) for seed in seeds]
+
+
+def _seed_generators(seed):
+    if seed is None:
+        return
+    random.seed(seed)
+    try:
+        import numpy
+    except ImportError:
+        return
+    numpy.random.seed(seed)
+
+
+def _export_error(error):
+    """A worker's exception as (pickled exception, traceback text). An
+    exception that does not survive pickling becomes a RuntimeError."""
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    try:
+        payload = pickle.dumps(error, pickle.HIGHEST_PROTOCOL)
+        pickle.loads(payload)
+    except Exception:
+        payload = pickle.dumps(RuntimeError(f"{type(error).__name__}: {error}"))
+    return payload, text
+
+
+class _RemoteTraceback(Exception):
+    """Carries a worker's traceback, shown as the cause of the re-raised error."""
+
+    def __str__(self):
+        return "\n" + self.args[0]
+
+
+def _serve(tasks, results, func, seed=None, in_process=False):
+    """Worker loop: run `func` on `(index, item)` tasks until a None task,
+    putting `(index, ok, result or error)` on `results`. In a process, func,
+    items and results arrive and leave pickled."""
+    if in_process:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        try:
+            func = pickle.loads(func)
+            _seed_generators(seed)
+        except BaseException as error:
+            results.put((_STARTUP, False, _export_error(error)))
+            return
+    while (task := tasks.get()) is not None:
+        index, item = task
+        try:
+            if in_process:
+                item = pickle.loads(item)
+            result = func(item)
+            if in_process:
+                result = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+        except BaseException as error:
+            results.put((index, False, _export_error(error) if in_process else error))
+        else:
+            results.put((index, True, result))
+
+
+class _ThreadPool:
+    def __init__(self, func, workers):
+        self.tasks, self.results = queue.Queue(), queue.Queue()
+        self.threads = [
+            threading.Thread(
+                target=_serve,
+                args=(self.tasks, self.results, func),
+                name=f"parallel_apply-{k}",
+                daemon=True,
+            )
+            for k in range(workers)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def put(self, index, item):
+        self.tasks.put((index, item))
+
+    def get(self, block):
+        """The next `(index, result)`; None when not `block` and none is ready."""
+        try:
+            index, ok, value = self.results.get(block=block)
+        except queue.Empty:
+            return None
+        if not ok:
+            raise value
+        return index, value
+
+    def close(self):
+        for _ in self.threads:
+            self.tasks.put(None)
+        for thread in self.threads:
+            thread.join()
+
+    def abort(self):
+        # Threads cannot be killed: drop the waiting tasks, so each thread
+        # exits once its current call returns.
+        try:
+            while True:
+                self.tasks.get_nowait()
+        except queue.Empty:
+            pass
+        for _ in self.threads:
+            self.tasks.put(None)
+
+
+class _ProcessPool:
+    def __init__(self, func_payload, seeds, context):
+        self.tasks, self.results = context.Queue(), context.Queue()
+        self.processes = []
+        try:
+            for k, seed in enumerate(seeds):
+                job = dict(
+                    tasks=self.tasks,
+                    results=self.results,
+                    func=func_payload,
+                    seed=seed,
+                    in_process=True,
+                )
+                target, args, kwargs = _process_target(job)
+                process = context.Process(
+                    target=target,
+                    args=args,
+                    kwargs=kwargs,
+                    name=f"parallel_apply-{k}",
+                    daemon=True,
+                )
+                process.start()
+                self.processes.append(process)
+        except BaseException:
+            self.abort()
+            raise
+
+    def put(self, index, item):
+        try:
+            payload = pickle.dumps(item, pickle.HIGHEST_PROTOCOL)
+        except Exception as error:
+            raise TypeError(
+                f"item {index} ({type(item).__name__}) cannot be sent to a worker process: {error}"
+            ) from error
+        self.tasks.put((index, payload))
+
+    def get(self, block):
+        """The next `(index, result)`; None when not `block` and none is ready."""
+        message = self._receive(block)
+        if message is None:
+            return None
+        index, ok, value = message
+        if ok:
+            return index, pickle.loads(value)
+        payload, remote_traceback = value
+        error = pickle.loads(payload)
+        if index == _STARTUP:
+            raise RuntimeError(
+                f"a worker process could not load func: {type(error).__name__}: {error}. "
+                "func must be importable by name in a fresh interpreter: define it at "
+                "module level of an importable file, or pass dummy=True to use threads."
+            ) from _RemoteTraceback(remote_traceback)
+        raise error from _RemoteTraceback(remote_traceback)
+
+    def _receive(self, block):
+        if not block:
+            try:
+                return self.results.get_nowait()
+            except queue.Empty:
+                return None
+        while True:
+            try:
+                return self.results.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                pass
+            dead = [p for p in self.processes if p.exitcode is not None]
+            if dead:
+                try:  # a worker's last report may still be on its way
+                    return self.results.get(timeout=_POLL_SECONDS)
+                except queue.Empty:
+                    raise RuntimeError(
+                        f"worker process {dead[0].name} exited unexpectedly "
+                        f"(exit code {dead[0].exitcode})"
+                    ) from None
+
+    def close(self):
+        for _ in self.processes:
+            self.tasks.put(None)
+        for process in self.processes:
+            process.join(_JOIN_SECONDS)
+        self.abort()  # stops any worker that did not exit, closes the queues
+
+    def abort(self):
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            process.join(_JOIN_SECONDS)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for channel in (self.tasks, self.results):
+            channel.cancel_join_thread()  # never block on data no worker will read
+            channel.close()
+
+
+def _process_target(job):
+    """How a worker process starts: this file run by path when it is on
+    disk (no package import), else the imported `_serve`."""
+    path = os.path.abspath(__file__)
+    if os.path.isfile(path):
+        kwargs = {"init_globals": {"_worker_job": job}, "run_name": _WORKER_RUN_NAME}
+        return runpy.run_path, (path,), kwargs
+    return _serve, (), job
+
+
+if __name__ == _WORKER_RUN_NAME:  # this file, run by a worker process
+    _serve(**globals()["_worker_job"])
