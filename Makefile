@@ -43,6 +43,7 @@ assets: install
 
 bench: install assets
 	$(BIN)/python benchmarks/encode.py
+	$(BIN)/python benchmarks/tokenize.py
 
 clean:
 	rm -rf $(VENV) .keras_home .pytest_cache
