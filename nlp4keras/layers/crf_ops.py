@@ -145,10 +145,14 @@ def viterbi_decode(emissions, trans, mask=None, starts=None, ends=None):
         new = ops.max(candidates, axis=1) + scores
         new = new - ops.max(new, axis=-1, keepdims=True)  # same argmax, small numbers
         # Padded steps keep the score and point every label back at itself.
-        return ops.where(valid[:, None], new, score), ops.where(valid[:, None], came_from, stay)
+        pointers = ops.where(valid[:, None], came_from, stay)
+        # Emitted as float (exact for label ids): Keras' TF scan wants the
+        # outputs in the carry's dtype.
+        return ops.where(valid[:, None], new, score), ops.cast(pointers, score.dtype)
 
     inputs = (_time_major(emissions[:, 1:]), _time_major(mask[:, 1:]))
     score, pointers = ops.scan(forward, score, inputs)  # pointers: [steps-1, batch, K]
+    pointers = ops.cast(pointers, "int32")
     last = ops.cast(ops.argmax(score + end_bias, axis=-1), "int32")
 
     def backward(label, pointer):

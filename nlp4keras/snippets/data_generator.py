@@ -78,7 +78,11 @@ class DataGenerator:
         )
 
     def forfit(self, random=True):
-        """Batches forever, epoch after epoch: for `model.fit(..., steps_per_epoch=len(gen))`."""
+        """Batches forever, epoch after epoch: for `model.fit(..., steps_per_epoch=len(gen))`.
+
+        On the TensorFlow backend Keras fixes each dimension that has the same
+        size in the first two batches of a generator, so later batches of
+        another length fail; use `to_pydataset()` there when lengths vary."""
         while True:
             empty = True
             for batch in self.__iter__(random):
