@@ -44,6 +44,7 @@ def _choose_backend():
 
 _choose_backend()
 
-# Register every layer, activation and initializer with Keras, so that
-# `keras.saving.load_model()` works after a bare `import nlp4keras`.
-from nlp4keras import backend, initializers, layers  # noqa: E402,F401
+# Register every layer, activation, initializer, loss and optimizer with
+# Keras, so that `keras.saving.load_model()` works after a bare
+# `import nlp4keras` (classes made by `extend_with_*` register when made).
+from nlp4keras import backend, initializers, layers, losses, optimizers  # noqa: E402,F401
