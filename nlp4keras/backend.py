@@ -246,3 +246,6 @@ from nlp4keras.losses import (  # noqa: E402, F401  (re-exports)
     multilabel_categorical_crossentropy,
     sparse_multilabel_categorical_crossentropy,
 )
+
+# Gradient checkpointing (bert4keras.backend.recompute_grad).
+from nlp4keras.recompute import recompute_grad  # noqa: E402, F401  (re-export)

@@ -59,6 +59,9 @@ def build_transformer_model(
         checkpoint prefix, or a dict of numpy arrays.
     model: a name from MODELS, or a Transformer subclass.
     application: 'encoder', 'lm' (causal mask) or 'unilm' (seq2seq mask).
+    recompute: True recomputes each Transformer block's activations in the
+        backward pass (gradient checkpointing: less memory, more time);
+        defaults to the RECOMPUTE environment variable (see nlp4keras.recompute).
     Returns the keras.Model, or the Transformer object with
     return_keras_model=False.
     """

@@ -245,6 +245,7 @@ class BERT(Transformer):
                     units=2,
                     activation="softmax",
                     kernel_initializer=self.initializer(),
+                    dtype="float32",  # probabilities in float32 under mixed precision
                     name="NSP-Proba",
                 )
             outputs.append(x)
@@ -267,6 +268,7 @@ class BERT(Transformer):
                 inputs=x,
                 layer=keras.layers.Activation,
                 activation=get_activation(activation),
+                dtype="float32",  # softmax over the vocab in float32 under mixed precision
                 name="MLM-Activation",
             )
             outputs.append(x)

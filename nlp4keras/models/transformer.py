@@ -6,6 +6,12 @@ same name means shared weights; the template hooks `get_inputs`,
 `compute_attention_bias` and `compute_position_bias` are what a family
 overrides; `variable_mapping()` is pure data tying layer weights to checkpoint
 variable names (Google TF names).
+
+With `recompute=True` (default: the RECOMPUTE environment variable, as in
+bert4keras) each block that `apply_main_layers` builds becomes one
+`RecomputedBlock` named `Transformer-{index}`, whose activations are
+recomputed in the backward pass; its layers keep their names and weights, so
+checkpoints load as before and `model.get_layer` still finds them.
 """
 
 import keras
@@ -16,6 +22,12 @@ from nlp4keras.checkpoints.loading import LoadReport, assign_from_checkpoint, op
 from nlp4keras.initializers import TruncatedNormal
 from nlp4keras.layers import MultiHeadAttention
 from nlp4keras.models.config import positive_int, rate
+from nlp4keras.recompute import (
+    RecomputedModel,
+    check_layers_not_shared,
+    recompute_from_env,
+    recompute_graph,
+)
 
 
 class Transformer:
@@ -53,6 +65,7 @@ class Transformer:
         name=None,
         layer_norm_eps=1e-12,
         initializer_range=0.02,
+        recompute=None,
     ):
         if keep_tokens is not None:
             vocab_size = len(keep_tokens)
@@ -90,6 +103,7 @@ class Transformer:
         self.name = name
         self.layer_norm_eps = float(layer_norm_eps)
         self.initializer_range = float(initializer_range)
+        self.recompute = recompute_from_env() if recompute is None else bool(recompute)
         self.attention_bias = None
         self.position_bias = None
         self.attention_scores = None
@@ -126,6 +140,12 @@ class Transformer:
                 shape=(layer_norm_cond,), name=self.prefixed("Input-LayerNorm-Condition")
             )
             additional_input_layers = list(_as_list(additional_input_layers)) + [layer_norm_cond]
+        if self.recompute and layer_norm_cond is not None:
+            # A recomputed block may not read a model input directly (the
+            # block would share its InputLayer: Keras cannot save that).
+            layer_norm_cond = self.apply(
+                inputs=layer_norm_cond, layer=keras.layers.Identity, name="LayerNorm-Condition"
+            )
         self.layer_norm_conds = [
             layer_norm_cond,
             layer_norm_cond_hidden_size,
@@ -135,8 +155,9 @@ class Transformer:
         self.set_inputs(inputs, additional_input_layers)
         outputs = self.call(inputs)
         self.set_outputs(outputs)
+        model_class = RecomputedModel if self.recompute else keras.Model
         try:
-            self.model = keras.Model(self.input, self.output, name=self.name)
+            self.model = model_class(self.input, self.output, name=self.name)
         except ValueError as error:
             if layer_norm_cond is None or "not connected" not in str(error):
                 raise
@@ -144,14 +165,35 @@ class Transformer:
                 "layer_norm_cond depends on inputs the model does not have: pass them as "
                 f"additional_input_layers ({error})"
             ) from None
+        if self.recompute:
+            check_layers_not_shared(self.model)
         self.built = True
         return self.model
 
     def call(self, inputs):
         x = self.apply_embeddings(inputs)
         for index in range(self.num_hidden_layers):
-            x = self.apply_main_layers(x, index)
+            if self.recompute:
+                x = self.apply_recomputed_layers(x, index)
+            else:
+                x = self.apply_main_layers(x, index)
         return self.apply_final_layers(x)
+
+    def apply_recomputed_layers(self, inputs, index):
+        """`apply_main_layers` as one RecomputedBlock `Transformer-{index}`.
+        RealFormer's attention scores enter and leave the block as tensors."""
+        scores = self.attention_scores
+        outputs = self.apply_main_layers(inputs, index)
+        block_inputs = [inputs] if scores is None else [inputs, scores]
+        block_outputs = [outputs]
+        if self.attention_scores is not scores:
+            block_outputs.append(self.attention_scores)
+        results = recompute_graph(
+            block_inputs, block_outputs, name=self.prefixed(f"Transformer-{index}")
+        )
+        if len(results) > 1:
+            self.attention_scores = results[1]
+        return results[0]
 
     def prefixed(self, name):
         return self.prefix + name if name else name
