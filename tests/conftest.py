@@ -44,3 +44,20 @@ def tiny_pretraining(tmp_path_factory):
     config.save_pretrained(folders["bin"])
     torch.save(model.state_dict(), folders["bin"] / "pytorch_model.bin")
     return model, folders
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch's CPU thread pool only slows tiny models down (badly on a shared
+    machine): one thread for the test, restored afterwards."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -13,6 +13,35 @@ def _is_bool(x):
     return "bool" in str(x.dtype)
 
 
+# Floor for float biases under float16 (max 65504; Keras has already cast the
+# bias input, so -infinity() arrives as -inf): exp underflows to 0 all the
+# same, and a fully masked row gets no NaN.
+_FLOAT16_BIAS_FLOOR = -3e4
+
+
+def _fused_mask_and_bias(attn_mask, bias, dtype):
+    """Mask and bias as `ops.dot_product_attention` takes them: torch's backend
+    accepts only one of the two, so a mask goes into the bias when both exist."""
+    if bias is None:
+        return attn_mask, None
+    bias = ops.cast(bias, keras.backend.result_type(bias.dtype, "float32"))
+    if attn_mask is not None:
+        bias = ops.where(attn_mask, bias, -infinity())
+    if keras.backend.standardize_dtype(dtype) == "float16":
+        bias = ops.maximum(bias, _FLOAT16_BIAS_FLOOR)
+    return None, bias
+
+
+def _fused_kernel_compiles(dtype):
+    """False where `ops.dot_product_attention` fails: JAX on CPU cannot
+    compile its float16 attention (dot_general precision F16_F16_F32)."""
+    if keras.backend.backend() != "jax" or keras.backend.standardize_dtype(dtype) != "float16":
+        return True
+    import jax
+
+    return jax.default_backend() != "cpu"
+
+
 @serializable
 class MultiHeadAttention(Layer):
     """Multi-head scaled dot-product attention with bert4keras' interface.
@@ -25,9 +54,26 @@ class MultiHeadAttention(Layer):
     Weights, in the order Google checkpoints list them: q kernel/bias, k, v,
     o. Uses `keras.ops.dot_product_attention` (fused kernels) unless attention
     dropout is active (training with attention_dropout > 0), logits are
-    requested (`return_attention_scores`, used by RealFormer) or key_size
-    differs from head_size; then an explicit softmax path runs, with the
-    softmax in float32.
+    requested (`return_attention_scores`, used by RealFormer), key_size
+    differs from head_size or probabilities are being recorded; then an
+    explicit path runs.
+
+    Half precision (mixed_bfloat16 / mixed_float16 policies): both paths take
+    the softmax of float32 logits. The fused kernels do so themselves (JAX
+    computes logits and softmax in float32; torch's CPU and GPU kernels
+    accumulate in float32); the explicit path casts q and k to float32 before
+    q.k and adds biases and the -infinity() mask in float32. Under float16,
+    Keras has cast a float bias input to float16 already (-infinity() becomes
+    -inf): the fused path floors it at -3e4, the explicit one at -infinity(),
+    so a fully masked row cannot give NaN. JAX on CPU always takes the
+    explicit path under float16 (its fused kernel does not compile there).
+
+    Two attributes (not saved in the config) force the explicit path:
+    `explicit_attention = True` (twice differentiable, which fused kernels may
+    not be: gradient penalties), and `record_attention_probs = True`, which
+    also keeps the float32 probabilities (before dropout) [batch, heads,
+    q_len, k_len] in `recorded_attention_probs` (for eager calls, see
+    nlp4keras.training.intermediates).
     """
 
     def __init__(
@@ -56,6 +102,9 @@ class MultiHeadAttention(Layer):
         self.dropout = (
             keras.layers.Dropout(self.attention_dropout) if self.attention_dropout else None
         )
+        self.explicit_attention = False
+        self.record_attention_probs = False
+        self.recorded_attention_probs = None
 
     def build(self, input_shape):
         q_dim, k_dim, v_dim = (shape[-1] for shape in input_shape[:3])
@@ -111,9 +160,17 @@ class MultiHeadAttention(Layer):
         v = self._project(v, "v", self.head_size)
         scale = 1.0 / math.sqrt(self.key_size) if self.attention_scale else 1.0
         dropout_active = self.dropout is not None and bool(training)
-        if dropout_active or self.return_attention_scores or self.key_size != self.head_size:
+        if (
+            dropout_active
+            or self.return_attention_scores
+            or self.key_size != self.head_size
+            or self.explicit_attention
+            or self.record_attention_probs
+            or not _fused_kernel_compiles(q.dtype)
+        ):
             o, logits = self._explicit_attention(q, k, v, attn_mask, bias, scale, training)
         else:
+            attn_mask, bias = _fused_mask_and_bias(attn_mask, bias, q.dtype)
             o = ops.dot_product_attention(q, k, v, bias=bias, mask=attn_mask, scale=scale)
             logits = None
         o = ops.reshape(o, ops.shape(o)[:-2] + (self.heads * self.head_size,))
@@ -121,13 +178,20 @@ class MultiHeadAttention(Layer):
         return [o, logits] if self.return_attention_scores else o
 
     def _explicit_attention(self, q, k, v, attn_mask, bias, scale, training):
-        logits = ops.einsum("bqhd,bkhd->bhqk", q, k) * ops.cast(scale, q.dtype)
+        # Logits, bias, mask and softmax in (at least) float32.
+        dtype = keras.backend.result_type(q.dtype, "float32")
+        scores = ops.einsum("bqhd,bkhd->bhqk", ops.cast(q, dtype) * scale, ops.cast(k, dtype))
         if bias is not None:
-            logits = logits + ops.cast(bias, logits.dtype)
-        scores = ops.cast(logits, "float32")
+            # Keras casts float inputs to the compute dtype: under float16 a
+            # -infinity() bias arrives as -inf; bring it back to -infinity().
+            scores = scores + ops.maximum(ops.cast(bias, dtype), -infinity())
+        logits = ops.cast(scores, q.dtype)
         if attn_mask is not None:
             scores = ops.where(attn_mask, scores, -infinity())
-        probs = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
+        probs = ops.softmax(scores, axis=-1)
+        if self.record_attention_probs:
+            self.recorded_attention_probs = probs
+        probs = ops.cast(probs, v.dtype)
         if self.dropout is not None:
             probs = self.dropout(probs, training=training)
         return ops.einsum("bhqk,bkhd->bqhd", probs, v), logits

@@ -19,7 +19,8 @@ class LayerNormalization(Layer):
         initialised projections of `cond` (Conditional LayerNorm, kexue.fm 7124).
         With `hidden_units`, cond is first projected to that size with
         `hidden_activation`.
-    Statistics are computed in float32 whatever the compute dtype.
+    Statistics are computed in float32 whatever the compute dtype, and under a
+    mixed policy gamma and beta are applied in float32 too (not autocast).
     """
 
     def __init__(
@@ -51,9 +52,13 @@ class LayerNormalization(Layer):
         x_shape = input_shape[0] if self.conditional else input_shape
         dim = x_shape[-1]
         if self.offset:
-            self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros")
+            self.beta = self.add_weight(
+                name="beta", shape=(dim,), initializer="zeros", autocast=False
+            )
         if self.scale:
-            self.gamma = self.add_weight(name="gamma", shape=(dim,), initializer="ones")
+            self.gamma = self.add_weight(
+                name="gamma", shape=(dim,), initializer="ones", autocast=False
+            )
         if not self.conditional:
             return
         cond_dim = input_shape[1][-1]
@@ -92,15 +97,16 @@ class LayerNormalization(Layer):
         if fused:
             return ops.layer_normalization(x, gamma, beta, epsilon=self.epsilon)
         dtype = x.dtype
-        x = ops.cast(x, "float32")
+        compute_dtype = keras.backend.result_type(dtype, "float32")  # float64 stays
+        x = ops.cast(x, compute_dtype)
         if self.zero_mean:
             x = x - ops.mean(x, axis=-1, keepdims=True)
         if self.unit_variance:
             x = x * ops.rsqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + self.epsilon)
         if gamma is not None:
-            x = x * ops.cast(gamma, "float32")
+            x = x * ops.cast(gamma, compute_dtype)
         if beta is not None:
-            x = x + ops.cast(beta, "float32")
+            x = x + ops.cast(beta, compute_dtype)
         return ops.cast(x, dtype)
 
     def compute_mask(self, inputs, mask=None):

@@ -1,0 +1,309 @@
+"""Adversarial training (FGM) and gradient penalty on the token embeddings
+(kexue.fm/archives/7234), as a functional model whose `fit` does the extra work.
+
+FGM: g = dL/dE for the embedding matrix E, delta = epsilon * g / ||g|| (one
+norm over the whole matrix; delta = 0 when g is not finite, e.g. an fp16
+overflow). The update uses grad L(E) + grad L(E + delta) (the usual FGM), or
+grad L(E + delta) alone with clean_loss=False, which is what bert4keras'
+`adversarial_training` did. E itself is never left perturbed: JAX evaluates
+L(E + delta) on a copy (stateless), torch restores a saved copy of E before
+the optimizer step.
+
+Gradient penalty: L + 0.5 * epsilon * ||dL/de||^2 where e is the *output* of
+the embedding layer (one row per token position, repeated tokens counted
+separately). bert4keras' `task_iflytek_gradient_penalty.py` squared
+`K.gradients(loss, [embeddings])[0].values`: the rows of TF's sparse gradient
+of the lookup, i.e. this same per-position gradient, not the gradient of the
+matrix (which would add up repeated tokens first).
+
+The logged `loss` is always the plain loss of the unperturbed model.
+JAX: `compute_loss_and_updates` returns the adversarial objective, so Keras'
+jitted stateless `train_step` (optimizer, loss scaling, metrics) is untouched.
+torch: `train_step` is overridden (two backward passes for FGM, double
+backpropagation for the penalty). TensorFlow is not supported.
+"""
+
+import contextlib
+
+import keras
+from keras import ops
+
+from nlp4keras.layers import MultiHeadAttention
+from nlp4keras.messages import did_you_mean
+
+METHODS = ("fgm", "gradient_penalty")
+SUPPORTED_BACKENDS = ("jax", "torch")
+
+
+class AdversarialModel(keras.Model):
+    """A functional model trained with FGM or a gradient penalty.
+
+    `AdversarialModel(inputs, outputs, method='fgm', epsilon=1.0,
+    embedding_name='Embedding-Token', clean_loss=True)`; everything else
+    (compile, fit, evaluate, predict) is keras.Model. Under mixed_float16 the
+    loss scaling of `compile(auto_scale_loss=True)` applies to both terms.
+    Saving: save the weights, or keep the plain model it was made from.
+    """
+
+    def __init__(
+        self,
+        inputs,
+        outputs,
+        method="fgm",
+        epsilon=1.0,
+        embedding_name="Embedding-Token",
+        clean_loss=True,
+        **kwargs,
+    ):
+        backend = keras.backend.backend()
+        if backend not in SUPPORTED_BACKENDS:
+            raise ValueError(
+                f"AdversarialModel supports the {' and '.join(SUPPORTED_BACKENDS)} backends, "
+                f"not {backend!r}"
+            )
+        if method not in METHODS:
+            raise ValueError(
+                f"unknown method {method!r}.{did_you_mean(method, METHODS)} "
+                f"Valid methods: {', '.join(METHODS)}"
+            )
+        if not float(epsilon) > 0:
+            raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.method = method
+        self.epsilon = float(epsilon)
+        self.clean_loss = bool(clean_loss)
+        self.embedding_name = embedding_name
+        self._embedding_layer()  # fails early on a wrong name
+        if method == "fgm" and self._embedding_index() is None:
+            raise ValueError(
+                f"FGM perturbs the matrix of {embedding_name!r}, which must be a trainable "
+                "weight of the model"
+            )
+
+    # ------------------------------------------------------------- helpers
+    def _embedding_layer(self):
+        names = [layer.name for layer in self.layers]
+        if self.embedding_name not in names:
+            candidates = [layer.name for layer in self.layers if hasattr(layer, "embeddings")]
+            raise ValueError(
+                f"no layer named {self.embedding_name!r}."
+                f"{did_you_mean(self.embedding_name, names)} "
+                f"Layers with an embedding matrix: {', '.join(candidates) or 'none'}"
+            )
+        layer = self.get_layer(self.embedding_name)
+        if not hasattr(layer, "embeddings"):
+            raise ValueError(f"layer {self.embedding_name!r} has no `embeddings` matrix")
+        return layer
+
+    def _embedding_index(self):
+        """Position of the embedding matrix in `trainable_variables` (or None)."""
+        matrix = self._embedding_layer().embeddings
+        for index, variable in enumerate(self.trainable_variables):
+            if variable is matrix:
+                return index
+        return None
+
+    def _fgm_delta(self, gradient):
+        gradient = ops.cast(gradient, "float32")
+        norm = ops.sqrt(ops.sum(ops.square(gradient)))
+        delta = self.epsilon * gradient / (norm + 1e-8)
+        return ops.where(ops.isfinite(norm), delta, ops.zeros_like(delta))
+
+    # ----------------------------------------------------------------- JAX
+    def compute_loss_and_updates(
+        self,
+        trainable_variables,
+        non_trainable_variables,
+        metrics_variables,
+        x,
+        y,
+        sample_weight,
+        training=False,
+        optimizer_variables=None,
+    ):
+        """JAX only: (objective, aux) with aux's unscaled loss the clean one."""
+        parent = super().compute_loss_and_updates
+
+        def loss_at(trainable, non_trainable):
+            return parent(
+                trainable,
+                non_trainable,
+                metrics_variables,
+                x,
+                y,
+                sample_weight,
+                training=training,
+                optimizer_variables=optimizer_variables,
+            )
+
+        if not training:
+            return loss_at(trainable_variables, non_trainable_variables)
+        if self.method == "fgm":
+            return self._jax_fgm(loss_at, trainable_variables, non_trainable_variables)
+        return self._jax_penalty(
+            loss_at, trainable_variables, non_trainable_variables, optimizer_variables
+        )
+
+    def _jax_fgm(self, loss_at, trainable, non_trainable):
+        import jax
+
+        index = self._embedding_index()
+
+        def with_matrix(matrix):
+            return trainable[:index] + [matrix] + trainable[index + 1 :]
+
+        def clean(matrix):
+            return loss_at(with_matrix(matrix), non_trainable)
+
+        (loss, aux), gradient = jax.value_and_grad(clean, has_aux=True)(trainable[index])
+        delta = jax.lax.stop_gradient(self._fgm_delta(gradient))
+        matrix = trainable[index]
+        adv_loss, adv_aux = loss_at(with_matrix(matrix + ops.cast(delta, matrix.dtype)), aux[2])
+        objective = loss + adv_loss if self.clean_loss else adv_loss
+        unscaled, y_pred, _, metrics = aux
+        return objective, (unscaled, y_pred, adv_aux[2], metrics)
+
+    def _jax_penalty(self, loss_at, trainable, non_trainable, optimizer_variables):
+        import jax
+
+        layer = self._embedding_layer()
+
+        def perturbed(r):
+            shift = _shifted_output(layer, lambda out: out + ops.cast(r, out.dtype))
+            with shift, _explicit_attention(self):
+                return loss_at(trainable, non_trainable)
+
+        # The embedding output's shape (abstract evaluation: no runtime cost).
+        shapes = []
+        with _shifted_output(layer, lambda out: shapes.append(out.shape) or out):
+            jax.eval_shape(lambda: loss_at(trainable, non_trainable)[0])
+        zeros = ops.zeros(shapes[0], "float32")
+        (loss, aux), gradient = jax.value_and_grad(perturbed, has_aux=True)(zeros)
+        # `loss` may be scaled (LossScaleOptimizer): the penalty uses the
+        # gradient of the unscaled loss, then is scaled like the loss.
+        scale = self._loss_scale(optimizer_variables)
+        penalty = 0.5 * self.epsilon * ops.sum(ops.square(gradient)) / scale
+        return loss + penalty, aux
+
+    def _loss_scale(self, optimizer_variables=None):
+        """The factor `optimizer.scale_loss` applies (1 without loss scaling)."""
+        if self.optimizer is None:
+            return 1.0
+        if optimizer_variables is None:
+            return self.optimizer.scale_loss(1.0)
+        mapping = list(zip(self.optimizer.variables, optimizer_variables))
+        with keras.StatelessScope(state_mapping=mapping):
+            return self.optimizer.scale_loss(1.0)
+
+    # --------------------------------------------------------------- torch
+    def train_step(self, *args, **kwargs):
+        if keras.backend.backend() != "torch":
+            return super().train_step(*args, **kwargs)
+        (data,) = args
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if self.method == "fgm":
+            loss, y_pred = self._torch_fgm(x, y, sample_weight)
+        else:
+            loss, y_pred = self._torch_penalty(x, y, sample_weight)
+        batch_size = next(i for i in keras.tree.flatten(x) if i is not None).shape[0]
+        self._loss_tracker.update_state(loss, sample_weight=batch_size)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _torch_loss(self, x, y, sample_weight):
+        y_pred = self(x, training=True)
+        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+        return loss, y_pred
+
+    def _torch_fgm(self, x, y, sample_weight):
+        import torch
+
+        matrix = self._embedding_layer().embeddings
+        variables = self.trainable_variables
+        self.zero_grad()
+        loss, y_pred = self._torch_loss(x, y, sample_weight)
+        self.optimizer.scale_loss(loss).backward()
+        delta = self._fgm_delta(matrix.value.grad.detach())
+        if not self.clean_loss:
+            self.zero_grad()
+        with torch.no_grad():
+            saved = matrix.value.detach().clone()
+            matrix.value.add_(delta.to(saved.dtype))
+        try:
+            adv_loss, _ = self._torch_loss(x, y, sample_weight)
+            self.optimizer.scale_loss(adv_loss).backward()  # adds to .grad
+        finally:
+            with torch.no_grad():
+                matrix.value.copy_(saved)
+        self._torch_apply(variables)
+        return loss, y_pred
+
+    def _torch_penalty(self, x, y, sample_weight):
+        import torch
+
+        shifts = []
+
+        def shift(out):
+            shifts.append(torch.zeros(out.shape, dtype=torch.float32, requires_grad=True))
+            return out + shifts[-1].to(device=out.device, dtype=out.dtype)
+
+        self.zero_grad()
+        with _shifted_output(self._embedding_layer(), shift), _explicit_attention(self):
+            loss, y_pred = self._torch_loss(x, y, sample_weight)
+        scaled = self.optimizer.scale_loss(loss)
+        gradients = torch.autograd.grad(scaled, shifts, create_graph=True)
+        squares = sum(torch.sum(torch.square(g)) for g in gradients)
+        scale = self._loss_scale()
+        penalty = 0.5 * self.epsilon * squares / (scale * scale)
+        self.optimizer.scale_loss(loss + penalty).backward()
+        self._torch_apply(self.trainable_variables)
+        return loss, y_pred
+
+    def _torch_apply(self, variables):
+        import torch
+
+        gradients = [v.value.grad for v in variables]
+        with torch.no_grad():
+            self.optimizer.apply(gradients, variables)
+
+
+def adversarial_training(model, method="fgm", epsilon=1.0, embedding_name="Embedding-Token", **kw):
+    """An AdversarialModel sharing `model`'s layers and weights (compile it)."""
+    outputs = model.outputs if len(model.outputs) > 1 else model.outputs[0]
+    return AdversarialModel(
+        model.inputs, outputs, method=method, epsilon=epsilon, embedding_name=embedding_name, **kw
+    )
+
+
+@contextlib.contextmanager
+def _shifted_output(layer, shift):
+    """While active, `layer`'s lookup output is replaced by shift(output).
+
+    Done by shadowing the instance's `call` (no change to the layer class);
+    calls with mode != 'embedding' (the tied MLM head) are left alone."""
+    original = layer.call
+
+    def call(*args, **kwargs):
+        out = original(*args, **kwargs)
+        if kwargs.get("mode", "embedding") != "embedding":
+            return out
+        return shift(out)
+
+    object.__setattr__(layer, "call", call)
+    try:
+        yield
+    finally:
+        object.__delattr__(layer, "call")
+
+
+@contextlib.contextmanager
+def _explicit_attention(model):
+    """While active, attention layers skip the fused kernels, whose second
+    derivatives may be missing (torch's CPU flash kernel, cuDNN on JAX)."""
+    layers = [layer for layer in model.layers if isinstance(layer, MultiHeadAttention)]
+    for layer in layers:
+        layer.explicit_attention = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.explicit_attention = False
