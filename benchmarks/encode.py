@@ -18,21 +18,26 @@ writes the raw data to benchmarks/out/encode.json. In round 1 the workers also
 save their outputs, which the driver checks against HF's on non-pad tokens.
 """
 
-import argparse
-import datetime
-import importlib.metadata
-import json
 import os
-import platform
-import resource
-import statistics
-import subprocess
 import sys
-import time
-
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Run as a script, Python puts benchmarks/ first on sys.path, where the
+# tokenize benchmark would shadow the standard library's tokenize module.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import importlib.metadata  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
 ROOT = os.path.dirname(HERE)
 OUT_DIR = os.path.join(HERE, "out")
 MARKER = "@@RESULT@@ "
