@@ -23,9 +23,9 @@ def _one_torch_thread(one_torch_thread):
     """Every test here runs with one torch thread (conftest.one_torch_thread)."""
 
 
-def classifier(vocab_size=CONFIG["vocab_size"]):
+def classifier(vocab_size=CONFIG["vocab_size"], recompute=False):
     keras.utils.set_random_seed(0)
-    bert = build_transformer_model(**dict(CONFIG, vocab_size=vocab_size))
+    bert = build_transformer_model(**dict(CONFIG, vocab_size=vocab_size), recompute=recompute)
     probs = keras.layers.Dense(3, activation="softmax")(TakeToken(0)(bert.output))
     return keras.Model(bert.inputs, probs)
 
@@ -198,6 +198,18 @@ def test_gradient_penalty_is_its_definition():
 
     actual, _ = one_sgd_step(model, x, y, method="gradient_penalty", epsilon=epsilon)
     assert_update(actual, expected, start, wrong=plain)
+
+
+@pytest.mark.parametrize("method", ["fgm", "gradient_penalty"])
+def test_recomputed_blocks_give_the_same_update(method):
+    """The attention layers nested in recomputed blocks are found too (the
+    penalty needs their twice-differentiable path: torch's fused CPU kernel
+    has no second derivative)."""
+    x, y = batch()
+    plain, _ = one_sgd_step(classifier(), x, y, method=method, epsilon=3.0)
+    recomputed, _ = one_sgd_step(classifier(recompute=True), x, y, method=method, epsilon=3.0)
+    for a, b in zip(recomputed, plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_bad_arguments_are_named():

@@ -73,6 +73,18 @@ def test_recording_does_not_change_layer_outputs(model, batch):
     assert recorded.attention_probs[name].dtype == np.float32
 
 
+def test_layers_inside_recomputed_blocks_are_found(tiny_pretraining, model, batch):
+    folder = tiny_pretraining[1]["safetensors"]
+    recomputed = build_transformer_model(folder / "config.json", folder, recompute=True)
+    expected = get_intermediates(model, list(batch), LAYERS, attention_probs=True)
+    got = get_intermediates(recomputed, list(batch), LAYERS, attention_probs=True)
+    for name in LAYERS:
+        np.testing.assert_allclose(got.outputs[name], expected.outputs[name], atol=1e-6)
+        np.testing.assert_allclose(
+            got.attention_probs[name], expected.attention_probs[name], atol=1e-6
+        )
+
+
 def test_bad_names_are_reported(model, batch):
     with pytest.raises(ValueError, match="Did you mean 'Transformer-1-MultiHeadSelfAttention'"):
         get_intermediates(model, list(batch), ["Transformer-1-MultiHeadSelfAtention"])

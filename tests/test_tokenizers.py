@@ -399,7 +399,7 @@ def test_vocab_without_unk_token():
         (lambda t: t.tokenize(123), "int"),
         (lambda t: t.tokenize(b"abc"), "bytes"),
         (lambda t: t.encode(None), "NoneType"),
-        (lambda t: t.encode("a", ["b"]), "list"),
+        (lambda t: t.encode("a", ["b", 3]), "int"),
     ],
 )
 def test_non_str_input(tiny, call, type_name):
@@ -479,6 +479,13 @@ def test_bert4keras_static_helpers(minilm):
     assert Tokenizer._is_special("[CLS]") and not Tokenizer._is_special("[")
     assert Tokenizer._is_redundant("中国") and not Tokenizer._is_redundant("中")
     assert "。" in Tokenizer._cjk_punctuation() and "a" not in Tokenizer._cjk_punctuation()
+
+
+def test_encode_takes_token_lists_as_bert4keras(tiny):
+    tokens = tiny.tokenize("a b c d e")
+    assert tiny.encode(tokens) == tiny.encode("a b c d e")
+    assert tiny.encode(tokens, ["f", "g"], maxlen=7) == tiny.encode("a b c d e", "f g", maxlen=7)
+    assert tiny.encode(["a", "zzz"])[0] == _ids("[CLS]", "a", "[UNK]", "[SEP]")
 
 
 def test_bad_batch_arguments(tiny):

@@ -25,3 +25,19 @@ def linear(x, kernel, bias=None):
     """x @ kernel (+ bias): the projection inside attention and feed-forward."""
     y = ops.matmul(x, kernel)
     return y if bias is None else y + bias
+
+
+def walk_layers(model):
+    """Every layer of a model, depth first, with the layers of nested models
+    (e.g. the blocks that `recompute=True` wraps), each once."""
+    seen = set()
+
+    def walk(layers):
+        for layer in layers:
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            yield layer
+            yield from walk(getattr(layer, "layers", None) or [])
+
+    yield from walk(model.layers)

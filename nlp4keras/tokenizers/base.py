@@ -38,7 +38,8 @@ class TokenizerBase:
     def encode(
         self, first_text, second_text=None, maxlen=None, pattern="S*E*E", truncate_from="right"
     ):
-        """`(token_ids, segment_ids)` for one text or a pair of texts.
+        """`(token_ids, segment_ids)` for one text or a pair of texts (each a
+        str, or a token list such as `tokenize()` returns, as in bert4keras).
 
         pattern 'S*E*E': [CLS] A [SEP] B [SEP]; 'S*ES*E': [CLS] A [SEP] [CLS] B [SEP].
         With `maxlen`, tokens are removed one at a time from the longer text
@@ -107,11 +108,9 @@ class TokenizerBase:
         """Content ids of one or two texts (no start/end), truncated for `maxlen`."""
         if pattern not in ("S*E*E", "S*ES*E"):
             raise ValueError(f"pattern must be 'S*E*E' or 'S*ES*E', got {pattern!r}")
-        _check_text(first_text, "first_text")
-        first, second = self._content_ids(first_text), None
+        first, second = self._ids_of(first_text, "first_text"), None
         if second_text is not None:
-            _check_text(second_text, "second_text")
-            second = self._content_ids(second_text)
+            second = self._ids_of(second_text, "second_text")
         if maxlen is not None:
             n_specials = self._n_specials()
             if second is not None:
@@ -125,6 +124,22 @@ class TokenizerBase:
                 n_end=int(self._token_end is not None),
             )
         return first, second
+
+    def _ids_of(self, text, name):
+        """Content ids of a text, or of a token list (bert4keras accepted
+        `tokenize()` output: its start/end tokens, if there, are dropped)."""
+        if not isinstance(text, (list, tuple)):
+            _check_text(text, name)
+            return self._content_ids(text)
+        for i, token in enumerate(text):
+            if not isinstance(token, str):
+                raise TypeError(f"{name}[{i}] must be a str token, got {type(token).__name__}")
+        tokens = list(text)
+        if tokens and self._token_start is not None and tokens[0] == self._token_start:
+            tokens = tokens[1:]
+        if tokens and self._token_end is not None and tokens[-1] == self._token_end:
+            tokens = tokens[:-1]
+        return self.tokens_to_ids(tokens)
 
     def _row_offsets(self, first_text, first, second_text, second, pattern):
         """`(start, end)` spans of a row's tokens, specials at (0, 0)."""

@@ -29,6 +29,7 @@ import keras
 from keras import ops
 
 from nlp4keras.layers import MultiHeadAttention
+from nlp4keras.layers.base import walk_layers
 from nlp4keras.messages import did_you_mean
 
 METHODS = ("fgm", "gradient_penalty")
@@ -82,15 +83,16 @@ class AdversarialModel(keras.Model):
 
     # ------------------------------------------------------------- helpers
     def _embedding_layer(self):
-        names = [layer.name for layer in self.layers]
+        layers = {layer.name: layer for layer in walk_layers(self)}
+        names = list(layers)
         if self.embedding_name not in names:
-            candidates = [layer.name for layer in self.layers if hasattr(layer, "embeddings")]
+            candidates = [name for name, layer in layers.items() if hasattr(layer, "embeddings")]
             raise ValueError(
                 f"no layer named {self.embedding_name!r}."
                 f"{did_you_mean(self.embedding_name, names)} "
                 f"Layers with an embedding matrix: {', '.join(candidates) or 'none'}"
             )
-        layer = self.get_layer(self.embedding_name)
+        layer = layers[self.embedding_name]
         if not hasattr(layer, "embeddings"):
             raise ValueError(f"layer {self.embedding_name!r} has no `embeddings` matrix")
         return layer
@@ -247,14 +249,16 @@ class AdversarialModel(keras.Model):
             return out + shifts[-1].to(device=out.device, dtype=out.dtype)
 
         self.zero_grad()
+        # Backward passes stay inside: recomputed blocks rerun their forward
+        # then, and must take the same (explicit) attention path.
         with _shifted_output(self._embedding_layer(), shift), _explicit_attention(self):
             loss, y_pred = self._torch_loss(x, y, sample_weight)
-        scaled = self.optimizer.scale_loss(loss)
-        gradients = torch.autograd.grad(scaled, shifts, create_graph=True)
-        squares = sum(torch.sum(torch.square(g)) for g in gradients)
-        scale = self._loss_scale()
-        penalty = 0.5 * self.epsilon * squares / (scale * scale)
-        self.optimizer.scale_loss(loss + penalty).backward()
+            scaled = self.optimizer.scale_loss(loss)
+            gradients = torch.autograd.grad(scaled, shifts, create_graph=True)
+            squares = sum(torch.sum(torch.square(g)) for g in gradients)
+            scale = self._loss_scale()
+            penalty = 0.5 * self.epsilon * squares / (scale * scale)
+            self.optimizer.scale_loss(loss + penalty).backward()
         self._torch_apply(self.trainable_variables)
         return loss, y_pred
 
@@ -299,7 +303,7 @@ def _shifted_output(layer, shift):
 def _explicit_attention(model):
     """While active, attention layers skip the fused kernels, whose second
     derivatives may be missing (torch's CPU flash kernel, cuDNN on JAX)."""
-    layers = [layer for layer in model.layers if isinstance(layer, MultiHeadAttention)]
+    layers = [layer for layer in walk_layers(model) if isinstance(layer, MultiHeadAttention)]
     for layer in layers:
         layer.explicit_attention = True
     try:

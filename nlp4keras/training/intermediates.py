@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import keras
 
 from nlp4keras.layers import MultiHeadAttention
+from nlp4keras.layers.base import walk_layers
 from nlp4keras.messages import did_you_mean
 
 
@@ -35,7 +36,9 @@ def get_intermediates(model, inputs, names, attention_probs=False):
     layers = [_find_layer(model, name) for name in names]
     attention = [layer for layer in layers if isinstance(layer, MultiHeadAttention)]
     if attention_probs and not attention:
-        valid = [layer.name for layer in model.layers if isinstance(layer, MultiHeadAttention)]
+        valid = [
+            layer.name for layer in walk_layers(model) if isinstance(layer, MultiHeadAttention)
+        ]
         raise ValueError(
             "attention_probs=True but none of the names is a MultiHeadAttention layer; "
             f"those are: {', '.join(valid) or 'none'}"
@@ -60,13 +63,13 @@ def get_intermediates(model, inputs, names, attention_probs=False):
 
 
 def _find_layer(model, name):
-    valid = [layer.name for layer in model.layers]
-    if name not in valid:
+    layers = {layer.name: layer for layer in walk_layers(model)}
+    if name not in layers:
         raise ValueError(
-            f"model has no layer {name!r}.{did_you_mean(name, valid)} "
-            f"Valid layer names: {', '.join(valid)}"
+            f"model has no layer {name!r}.{did_you_mean(name, list(layers))} "
+            f"Valid layer names: {', '.join(layers)}"
         )
-    return model.get_layer(name)
+    return layers[name]
 
 
 def _first_output(layer):
