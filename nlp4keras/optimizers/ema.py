@@ -19,6 +19,7 @@ from nlp4keras.optimizers.wrapper_base import (
     check_base_optimizer,
     finish_wrapper,
     no_grad,
+    read,
     real_number,
 )
 
@@ -84,8 +85,8 @@ def extend_with_exponential_moving_average(BaseOptimizer, name=None):
             super()._backend_update_step(grads, trainable_variables, learning_rate)
             momentum = self.ema_momentum
             for variable, average in self._ema_pairs():
-                value = ops.cast(variable.value, average.dtype)
-                self.assign(average, momentum * average.value + (1 - momentum) * value)
+                value = ops.cast(read(variable), average.dtype)
+                self.assign(average, momentum * read(average) + (1 - momentum) * value)
 
         def _ema_pairs(self):
             return [
@@ -115,7 +116,7 @@ def extend_with_exponential_moving_average(BaseOptimizer, name=None):
             if self._weights_before_ema is None:  # applying twice keeps the first backup
                 self._weights_before_ema = backup_values(variables, "apply_ema_weights")
             values = [
-                ops.cast(average.value / ops.cast(scale, average.dtype), variable.dtype)
+                ops.cast(read(average) / ops.cast(scale, average.dtype), variable.dtype)
                 for variable, average in pairs
             ]
             write_values(variables, values)

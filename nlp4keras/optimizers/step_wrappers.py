@@ -14,6 +14,7 @@ from nlp4keras.optimizers.wrapper_base import (
     check_base_optimizer,
     finish_wrapper,
     positive_int,
+    read,
     real_number,
 )
 
@@ -145,13 +146,13 @@ def extend_with_lookahead(BaseOptimizer, name=None):
             ]
             first = ops.equal(self.iterations, 0)
             for variable, slow in pairs:
-                self.assign(slow, ops.where(first, variable.value, slow.value))
+                self.assign(slow, ops.where(first, read(variable), read(slow)))
             super()._backend_update_step(grads, trainable_variables, learning_rate)
             sync = ops.equal((self.iterations + 1) % self.steps_per_slow_update, 0)
             for variable, slow in pairs:
-                moved = slow.value + self.slow_step_size * (variable.value - slow.value)
-                self.assign(slow, ops.where(sync, moved, slow.value))
-                self.assign(variable, ops.where(sync, moved, variable.value))
+                moved = read(slow) + self.slow_step_size * (read(variable) - read(slow))
+                self.assign(slow, ops.where(sync, moved, read(slow)))
+                self.assign(variable, ops.where(sync, moved, read(variable)))
 
         def get_config(self):
             config = super().get_config()

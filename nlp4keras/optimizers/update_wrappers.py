@@ -25,6 +25,7 @@ from nlp4keras.optimizers.wrapper_base import (
     compile_patterns,
     finish_wrapper,
     matches_any,
+    read,
     real_number,
     value_before_update,
     variable_path,
@@ -60,7 +61,7 @@ def extend_with_weight_decay(BaseOptimizer, name=None):
             old = value_before_update(variable)
             super().update_step(gradient, variable, learning_rate)
             lr = ops.cast(learning_rate, variable.dtype)
-            self.assign(variable, variable.value - lr * self.weight_decay_rate * old)
+            self.assign(variable, read(variable) - lr * self.weight_decay_rate * old)
 
         def get_config(self):
             config = super().get_config()
@@ -96,7 +97,7 @@ def extend_with_layer_adaptation(BaseOptimizer, name=None):
                 return super().update_step(gradient, variable, learning_rate)
             old = value_before_update(variable)
             super().update_step(gradient, variable, learning_rate)
-            delta = variable.value - old
+            delta = read(variable) - old
             lr = ops.maximum(ops.cast(learning_rate, variable.dtype), 1e-7)
             weight_norm = ops.sqrt(ops.sum(ops.square(old)))
             update_norm = ops.sqrt(ops.sum(ops.square(delta / lr)))
@@ -137,7 +138,7 @@ def extend_with_lazy_optimization(BaseOptimizer, name=None):
             old = value_before_update(variable)
             super().update_step(gradient, variable, learning_rate)
             touched = ops.any(ops.not_equal(gradient, 0), axis=-1, keepdims=True)
-            self.assign(variable, ops.where(touched, variable.value, old))
+            self.assign(variable, ops.where(touched, read(variable), old))
 
         def get_config(self):
             config = super().get_config()
@@ -180,7 +181,7 @@ def extend_with_parameter_wise_lr(BaseOptimizer, name=None):
                 return super().update_step(gradient, variable, learning_rate)
             old = value_before_update(variable)
             super().update_step(gradient, variable, learning_rate)
-            self.assign(variable, old + (variable.value - old) * multiplier)
+            self.assign(variable, old + (read(variable) - old) * multiplier)
 
         def get_config(self):
             config = super().get_config()

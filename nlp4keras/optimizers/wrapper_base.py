@@ -164,9 +164,18 @@ def positive_int(value, argument, who, minimum=1):
     return int(value)
 
 
+def read(variable):
+    """The current value of an optimizer-side variable: a Keras variable, or
+    on TensorFlow the raw tf.Variable Keras hands to the update step (whose
+    `.value` is a method)."""
+    if isinstance(variable, keras.Variable):
+        return variable.value
+    return ops.convert_to_tensor(variable)
+
+
 def value_before_update(variable):
     """The variable's current value, safe to read after the variable changes."""
-    value = variable.value
+    value = read(variable)
     if keras.backend.backend() == "jax":
         return value  # JAX arrays are immutable
     return ops.copy(value)  # torch and TF update in place
