@@ -109,8 +109,10 @@ def finish_wrapper(cls, base, name, feature):
 
 
 def variable_path(variable):
-    """The string wrappers match against: `path`, else `name`."""
-    return getattr(variable, "path", None) or variable.name
+    """The string wrappers match against: `path`, else `name` (without the
+    ':0' of the raw tf.Variables Keras passes on TensorFlow)."""
+    path = getattr(variable, "path", None) or variable.name
+    return re.sub(r":\d+$", "", path)
 
 
 def compile_patterns(patterns, argument):
