@@ -8,6 +8,10 @@ import numpy as np
 SHAPES = {"dense/kernel": (3, 4), "dense/bias": (4,), "Embedding-Token/embeddings": (6, 4)}
 
 
+# The learning rate the wrapper tests use.
+LR = 0.05
+
+
 class Adam:
     """keras.optimizers.Adam: m, v moments, step size lr sqrt(1 - b2^t) / (1 - b1^t)."""
 
@@ -128,3 +132,11 @@ def assert_params_close(actual, expected, rtol=1e-5, atol=1e-6):
     assert actual.keys() == expected.keys()
     for path in actual:
         np.testing.assert_allclose(actual[path], expected[path], rtol=rtol, atol=atol, err_msg=path)
+
+
+# Keras base optimizers and their numpy twins, for tests run on both (the
+# `base` fixture in tests/optimizers/conftest.py).
+BASES = {
+    "adam": (keras.optimizers.Adam, dict(), lambda: Adam()),
+    "sgd": (keras.optimizers.SGD, dict(momentum=0.9), lambda: SGD(momentum=0.9)),
+}

@@ -5,7 +5,6 @@ concatenated batch (rtol 1e-5, atol 1e-6)."""
 
 import keras
 import numpy as np
-import pytest
 from optimizers import reference as ref
 
 from nlp4keras.optimizers import (
@@ -14,16 +13,7 @@ from nlp4keras.optimizers import (
     extend_with_piecewise_linear_lr,
 )
 
-LR = 0.05
-BASES = {
-    "adam": (keras.optimizers.Adam, dict(), lambda: ref.Adam()),
-    "sgd": (keras.optimizers.SGD, dict(momentum=0.9), lambda: ref.SGD(momentum=0.9)),
-}
-
-
-@pytest.fixture(params=sorted(BASES))
-def base(request):
-    return BASES[request.param]
+LR = ref.LR
 
 
 def test_piecewise_linear_lr_matches_numpy(base):
