@@ -17,6 +17,7 @@ import keras
 from keras import ops
 
 from nlp4keras.backend import serializable
+from nlp4keras.optimizers.wrapper_base import real_number
 
 
 @serializable
@@ -30,15 +31,10 @@ class Adam(keras.optimizers.Optimizer):
         bias_correction=True,
         **kwargs,
     ):
-        for name, value in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0 <= value < 1:
-                raise ValueError(f"Adam: argument `{name}` must be in [0, 1), got {value!r}")
-        if epsilon < 0:
-            raise ValueError(f"Adam: argument `epsilon` must be >= 0, got {epsilon!r}")
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self.beta_1 = float(beta_1)
-        self.beta_2 = float(beta_2)
-        self.epsilon = float(epsilon)
+        self.beta_1 = real_number(beta_1, "beta_1", "Adam", minimum=0, below=1)
+        self.beta_2 = real_number(beta_2, "beta_2", "Adam", minimum=0, below=1)
+        self.epsilon = real_number(epsilon, "epsilon", "Adam", minimum=0)
         self.bias_correction = bool(bias_correction)
 
     def build(self, var_list):
