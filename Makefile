@@ -1,22 +1,28 @@
 # Two commands a user needs: `make demo` and `make test`. Both create .venv
-# when missing and install what they need (idempotent).
+# when missing and install what they need (idempotent, and they say what
+# they install and download: the first run takes a minute or two).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-BACKENDS ?= jax torch
+BACKENDS ?= jax torch tensorflow
 PYTEST_ARGS ?=
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+# The CPU build of TensorFlow (the `tensorflow` wheel is 2.5x larger).
+TENSORFLOW ?= tensorflow-cpu
 
-export KERAS_HOME := $(CURDIR)/.keras_home
+# Keras' config (keras.json) stays in the repository unless you chose a KERAS_HOME.
+export KERAS_HOME ?= $(CURDIR)/.keras_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: demo test install assets bench clean
+.PHONY: demo test install install-demo assets demo-assets bench clean
 
-demo: install assets
+# The demo needs nlp4keras with one backend (JAX) and the MiniLM weights.
+demo: install-demo demo-assets
 	$(BIN)/python examples/sentence_similarity.py
 
-LINTED := nlp4keras tests scripts examples benchmarks
+LINTED := nlp4keras tests scripts examples benchmarks _nlp4keras_startup.py
 
 # Lint, then the whole suite once per backend; any failure (or no tests:
 # pytest's exit code 5) fails.
@@ -28,15 +34,26 @@ test: install assets
 		KERAS_BACKEND=$$backend $(BIN)/python -m pytest $(PYTEST_ARGS) || exit $$?; \
 	done
 
-install: $(VENV)/.installed
+install-demo: $(VENV)/.installed-demo
+install: $(VENV)/.installed-test
 
 $(BIN)/python:
+	@echo "==> creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[jax,torch,test]"
+$(VENV)/.installed-demo: pyproject.toml constraints.txt | $(BIN)/python
+	@echo "==> installing nlp4keras with the JAX backend into $(VENV) (first time: about 300 MB, 1 min)"
+	$(PIP) install --progress-bar on -c constraints.txt -e ".[jax]"
 	touch $@
+
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	@echo "==> installing nlp4keras with JAX, PyTorch (CPU), TensorFlow (CPU) and the test tools into $(VENV) (first time: about 2 GB, 2-4 min)"
+	$(PIP) install --progress-bar on -c constraints.txt -e ".[jax,torch,test]" $(TENSORFLOW)
+	touch $@
+
+demo-assets: install-demo
+	$(BIN)/python scripts/fetch_assets.py minilm
 
 assets: install
 	$(BIN)/python scripts/fetch_assets.py

@@ -13,10 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+# keras comes before nlp4keras here (isort's order) and still gets an installed
+# backend with nothing set: installing nlp4keras adds a start-up hook that
+# applies nlp4keras' backend rule before any import (see README, "Backend").
 import keras
 import numpy as np
 
-import nlp4keras  # noqa: F401  (chooses a Keras backend if none is set)
 from nlp4keras.models import build_transformer_model
 from nlp4keras.tokenizers import Tokenizer
 

@@ -9,7 +9,7 @@ recomputed from the call's inputs, on every backend:
   passed in explicitly, and state updates such as dropout seeds come out as
   outputs and are assigned afterwards).
 - PyTorch: `torch.utils.checkpoint.checkpoint(..., use_reentrant=False)`.
-- TensorFlow: `tf.recompute_grad` (written, not tested here).
+- TensorFlow: `tf.recompute_grad` over the call's floating-point tensors.
 
 Dropout draws the same mask when recomputed: JAX replays the same seed values;
 on PyTorch and TensorFlow the layer's non-trainable state (SeedGenerator
@@ -33,8 +33,10 @@ recomputed; `RecomputedModel` is the outer model, whose `get_layer` also
 finds the layers inside its blocks.
 """
 
+import contextlib
 import functools
 import os
+import threading
 
 import keras
 
@@ -60,13 +62,30 @@ def recompute_from_env():
     raise ValueError(f"RECOMPUTE={os.environ['RECOMPUTE']!r} is not a boolean; use 1 or 0")
 
 
+_suspended = threading.local()
+
+
+@contextlib.contextmanager
+def recompute_suspended():
+    """Within it, decorated calls run plainly, storing their activations:
+    for steps that need second derivatives, which `tf.recompute_grad` lacks
+    (the TensorFlow gradient penalty)."""
+    previous = getattr(_suspended, "active", False)
+    _suspended.active = True
+    try:
+        yield
+    finally:
+        _suspended.active = previous
+
+
 def recompute_grad(call):
     """Decorate a layer's `call` so that, in training, its activations are
     recomputed in the backward pass instead of stored."""
 
     @functools.wraps(call)
     def wrapper(self, *args, **kwargs):
-        if not _in_training(kwargs) or _creates_weights(self):
+        suspended = getattr(_suspended, "active", False)
+        if suspended or not _in_training(kwargs) or _creates_weights(self):
             return call(self, *args, **kwargs)
         backend = keras.backend.backend()
         if backend not in _BACKENDS:
@@ -195,12 +214,13 @@ def _torch_recompute(call, layer, args, kwargs):
 
 
 def _tensorflow_recompute(call, layer, args, kwargs):
-    """Untested: TensorFlow is not installed where this was written."""
     import tensorflow as tf
 
     run = _replaying_state(call, layer)
     leaves = keras.tree.flatten((args, kwargs))
-    dynamic = [i for i, leaf in enumerate(leaves) if tf.is_tensor(leaf)]
+    # Only floating tensors go through tf.recompute_grad, which differentiates
+    # every argument (bool masks and int ids would fail); the rest are closed over.
+    dynamic = [i for i, leaf in enumerate(leaves) if tf.is_tensor(leaf) and leaf.dtype.is_floating]
     tensor_masks = _output_masks([leaves[i] for i in dynamic])
     masks = []
 

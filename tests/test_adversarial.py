@@ -58,13 +58,21 @@ _JAX_GRADIENTS = {}
 def gradient(objective, values, *args):
     """d objective(values, *args) / d values by the backend's autodiff (numpy
     out); the objective may itself take gradients (torch: math attention
-    kernel, whose double backward exists)."""
+    kernel, whose double backward exists; TensorFlow: nested tapes)."""
     if BACKEND == "jax":
         import jax
 
         if objective not in _JAX_GRADIENTS:  # compile once per objective
             _JAX_GRADIENTS[objective] = jax.jit(jax.grad(objective))
         return [np.asarray(g) for g in _JAX_GRADIENTS[objective](values, *args)]
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        leaves = [tf.constant(v) for v in values]
+        with tf.GradientTape() as tape:
+            tape.watch(leaves)
+            value = objective(leaves, *args)
+        return [tf.convert_to_tensor(g).numpy() for g in tape.gradient(value, leaves)]
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -80,6 +88,13 @@ def inner_gradient(objective, value):
         import jax
 
         return jax.grad(objective)(value)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:  # recorded by the caller's outer tape
+            tape.watch(value)
+            result = objective(value)
+        return tf.convert_to_tensor(tape.gradient(result, value))
     import torch
 
     return torch.autograd.grad(objective(value), value, create_graph=True)[0]

@@ -32,10 +32,16 @@ def _fused_mask_and_bias(attn_mask, bias, dtype):
     return None, bias
 
 
-def _fused_kernel_compiles(dtype):
-    """False where `ops.dot_product_attention` fails: JAX on CPU cannot
-    compile its float16 attention (dot_general precision F16_F16_F32)."""
-    if keras.backend.backend() != "jax" or keras.backend.standardize_dtype(dtype) != "float16":
+def _fused_kernel_fits(dtype):
+    """False where `ops.dot_product_attention` is no good in half precision:
+    JAX on CPU cannot compile its float16 attention (dot_general precision
+    F16_F16_F32), and TensorFlow's (no fused kernel: einsums) computes q.k in
+    half precision before its float32 softmax."""
+    dtype = keras.backend.standardize_dtype(dtype)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return dtype not in ("float16", "bfloat16")
+    if backend != "jax" or dtype != "float16":
         return True
     import jax
 
@@ -66,7 +72,8 @@ class MultiHeadAttention(Layer):
     Keras has cast a float bias input to float16 already (-infinity() becomes
     -inf): the fused path floors it at -3e4, the explicit one at -infinity(),
     so a fully masked row cannot give NaN. JAX on CPU always takes the
-    explicit path under float16 (its fused kernel does not compile there).
+    explicit path under float16 (its fused kernel does not compile there),
+    TensorFlow under half precision (its q.k would be in half precision).
 
     Two attributes (not saved in the config) force the explicit path:
     `explicit_attention = True` (twice differentiable, which fused kernels may
@@ -166,7 +173,7 @@ class MultiHeadAttention(Layer):
             or self.key_size != self.head_size
             or self.explicit_attention
             or self.record_attention_probs
-            or not _fused_kernel_compiles(q.dtype)
+            or not _fused_kernel_fits(q.dtype)
         ):
             o, logits = self._explicit_attention(q, k, v, attn_mask, bias, scale, training)
         else:

@@ -13,11 +13,28 @@ def lookup(table, ids, owner):
     raise."""
     ids = ops.cast(ids, "int32")
     rows = table.shape[0]
+    message = f"{owner}: ids must be in [0, {rows}), got one outside"
+    if keras.backend.backend() == "tensorflow":
+        return ops.take(table, _tensorflow_checked(ids, rows, message), axis=0)
     ids = ops.where(ids < 0, rows, ids)
     try:
         return ops.take(table, ids, axis=0)
     except IndexError as error:
-        raise ValueError(f"{owner}: ids must be in [0, {rows}), got one outside") from error
+        raise ValueError(message) from error
+
+
+def _tensorflow_checked(ids, rows, message):
+    """`ids`, checked in range: a ValueError when eager, an assertion in a
+    graph (tf.gather itself raises on CPU only: on GPU it gives zero rows)."""
+    import tensorflow as tf
+
+    valid = tf.reduce_all((ids >= 0) & (ids < rows))
+    if tf.executing_eagerly():
+        if not bool(valid):
+            raise ValueError(message)
+        return ids
+    with tf.control_dependencies([tf.debugging.Assert(valid, [message])]):
+        return tf.identity(ids)
 
 
 @serializable

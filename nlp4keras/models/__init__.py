@@ -69,6 +69,7 @@ def build_transformer_model(
         model_class = model
     else:
         model_class = _choose("model", model, MODELS)
+        kwargs.setdefault("name", str(model).lower())  # the Keras model's name
     wrapper = _choose("application", application, APPLICATIONS)
     if wrapper is not None:
         model_class = wrapper(model_class)

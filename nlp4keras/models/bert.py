@@ -88,6 +88,7 @@ class BERT(Transformer):
 
     hf_naming = HF_BERT_NAMING
     core_scopes = ("bert/embeddings/", "bert/encoder/")
+    family = "bert"
     hf_model_types = ("bert", "roberta", "xlm-roberta", "camembert")
 
     def __init__(

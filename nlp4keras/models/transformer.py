@@ -41,6 +41,8 @@ class Transformer:
     core_scopes = ()
     #: HF config `model_type`s this family can load (empty: not checked).
     hf_model_types = ()
+    #: The Keras model's name when none is given (`model.summary()` shows it).
+    family = "transformer"
 
     def __init__(
         self,
@@ -100,7 +102,7 @@ class Transformer:
         self.ignore_invalid_weights = ignore_invalid_weights
         self.layers = {} if layers is None else layers
         self.prefix = prefix or ""
-        self.name = name
+        self.name = name or self.family
         self.layer_norm_eps = float(layer_norm_eps)
         self.initializer_range = float(initializer_range)
         self.recompute = recompute_from_env() if recompute is None else bool(recompute)

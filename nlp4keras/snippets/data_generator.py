@@ -80,9 +80,14 @@ class DataGenerator:
     def forfit(self, random=True):
         """Batches forever, epoch after epoch: for `model.fit(..., steps_per_epoch=len(gen))`.
 
-        On the TensorFlow backend Keras fixes each dimension that has the same
-        size in the first two batches of a generator, so later batches of
-        another length fail; use `to_pydataset()` there when lengths vary."""
+        On the TensorFlow backend this is a `tf.data.Dataset` over the same
+        batches that declares every dimension variable except those of size 1
+        in the first batch (labels shaped [batch, 1]): Keras would fix each
+        dimension of a plain generator from its first two batches, and a later
+        batch of another length would fail."""
+        return _for_keras(self._forever(random))
+
+    def _forever(self, random):
         while True:
             empty = True
             for batch in self.__iter__(random):
@@ -92,9 +97,10 @@ class DataGenerator:
                 raise ValueError(f"{type(self).__name__} yielded no batches for an epoch")
 
     def fortest(self, random=False):
-        """Like `forfit`, but yields only `batch[0]` (the inputs), for `predict`."""
-        for batch in self.forfit(random):
-            yield batch[0]
+        """Like `forfit`, but only the inputs, as `model.predict(gen.fortest(),
+        steps=len(gen))` takes them: `(batch[0],)` (Keras 3 wants a tuple;
+        bert4keras yielded `batch[0]`)."""
+        return _for_keras((batch[0],) for batch in self._forever(random))
 
     def to_pydataset(self, random=True, **kwargs):
         """A `keras.utils.PyDataset` holding one epoch of batches at a time.
@@ -102,7 +108,9 @@ class DataGenerator:
         Each epoch's batches are built from `__iter__(random)` when Keras first
         asks for them and dropped at the epoch's end, so one epoch must fit in
         memory; a fresh, reshuffled epoch follows. `kwargs` (workers,
-        use_multiprocessing, max_queue_size) go to `PyDataset`."""
+        use_multiprocessing, max_queue_size) go to `PyDataset`. On TensorFlow,
+        Keras fixes a PyDataset's shapes from its first two batches: use
+        `forfit()` there when batch shapes vary."""
         return _EpochDataset(self, random, **kwargs)
 
     def _shuffled(self):
@@ -185,6 +193,36 @@ class _EpochDataset(keras.utils.PyDataset):
         with self._lock:
             if self._served:
                 self._batches, self._served = None, False
+
+
+def _for_keras(batches):
+    """Batches as Keras takes them on the backend in use (see `forfit`)."""
+    if keras.backend.backend() == "tensorflow":
+        return _variable_shape_dataset(batches)
+    return batches
+
+
+def _variable_shape_dataset(batches):
+    """A tf.data.Dataset of the generator's batches (lists made tuples); each
+    tensor's rank, dtype and size-1 dimensions are those of the first batch,
+    its other dimensions variable."""
+    import tensorflow as tf
+
+    first = [keras.tree.lists_to_tuples(next(batches))]
+
+    def spec(array):
+        array = np.asarray(array)
+        shape = [None] + [1 if size == 1 else None for size in array.shape[1:]]
+        return tf.TensorSpec(shape[: array.ndim], tf.as_dtype(array.dtype))
+
+    def generate():
+        if first:
+            yield first.pop()
+        for batch in batches:
+            yield keras.tree.lists_to_tuples(batch)
+
+    signature = keras.tree.map_structure(spec, first[0])
+    return tf.data.Dataset.from_generator(generate, output_signature=signature)
 
 
 def _with_end_flags(items):

@@ -61,6 +61,14 @@ def parallel_apply_generator(
 
     `start_method`: 'spawn' (default), 'forkserver' or 'fork' (fast, but only
     safe when the parent runs no threads, so not after JAX or PyTorch start).
+
+    With 'spawn' or 'forkserver', every worker first re-runs the top level of
+    your script, so the script must start workers under the usual guard:
+
+        if __name__ == "__main__":
+            results = parallel_apply(func, items, workers=4, max_queue_size=100)
+
+    `func` must be defined at module level (not a lambda or nested function).
     """
     if not callable(func):
         raise TypeError(f"func must be callable, got {type(func).__name__}")
@@ -96,7 +104,8 @@ def parallel_apply(
 
     Without `callback`, returns the list of results: in completion order when
     `unordered`, else in input order. With `callback`, calls it on each
-    result in that order and returns None.
+    result in that order and returns None. Worker processes start with
+    'spawn': call it under `if __name__ == "__main__":` in a script.
     """
     generator = parallel_apply_generator(
         func, iterable, workers, max_queue_size, dummy, random_seeds, start_method
@@ -290,6 +299,7 @@ class _ThreadPool:
 
 class _ProcessPool:
     def __init__(self, func_payload, seeds, context):
+        self.start_method = context.get_start_method()
         self.tasks, self.results = context.Queue(), context.Queue()
         self.processes = []
         try:
@@ -360,8 +370,18 @@ class _ProcessPool:
                 except queue.Empty:
                     raise RuntimeError(
                         f"worker process {dead[0].name} exited unexpectedly "
-                        f"(exit code {dead[0].exitcode})"
+                        f"(exit code {dead[0].exitcode}).{self._startup_hint()}"
                     ) from None
+
+    def _startup_hint(self):
+        if self.start_method == "fork":
+            return ""
+        return (
+            f" Workers start with {self.start_method!r}: each re-runs the top level of "
+            "your script first, so a script must call parallel_apply under "
+            '`if __name__ == "__main__":` (the worker\'s own error is printed above); '
+            "dummy=True uses threads instead."
+        )
 
     def close(self):
         for _ in self.processes:

@@ -19,8 +19,11 @@ matrix (which would add up repeated tokens first).
 The logged `loss` is always the plain loss of the unperturbed model.
 JAX: `compute_loss_and_updates` returns the adversarial objective, so Keras'
 jitted stateless `train_step` (optimizer, loss scaling, metrics) is untouched.
-torch: `train_step` is overridden (two backward passes for FGM, double
-backpropagation for the penalty). TensorFlow is not supported.
+torch and TensorFlow: `train_step` is overridden (two backward passes for
+FGM, double backpropagation for the penalty; TensorFlow through nested
+gradient tapes inside Keras' compiled step). `tf.recompute_grad` has no
+second derivatives, so on TensorFlow a recomputed model runs its blocks
+plainly in gradient-penalty steps (same result, activations stored).
 """
 
 import contextlib
@@ -31,9 +34,10 @@ from keras import ops
 from nlp4keras.layers import MultiHeadAttention
 from nlp4keras.layers.base import walk_layers
 from nlp4keras.messages import did_you_mean
+from nlp4keras.recompute import recompute_suspended
 
 METHODS = ("fgm", "gradient_penalty")
-SUPPORTED_BACKENDS = ("jax", "torch")
+SUPPORTED_BACKENDS = ("jax", "torch", "tensorflow")
 
 
 class AdversarialModel(keras.Model):
@@ -197,24 +201,29 @@ class AdversarialModel(keras.Model):
         with keras.StatelessScope(state_mapping=mapping):
             return self.optimizer.scale_loss(1.0)
 
-    # --------------------------------------------------------------- torch
+    # ------------------------------------------------- torch and TensorFlow
     def train_step(self, *args, **kwargs):
-        if keras.backend.backend() != "torch":
+        backend = keras.backend.backend()
+        if backend == "jax":
             return super().train_step(*args, **kwargs)
         (data,) = args
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if self.method == "fgm":
-            loss, y_pred = self._torch_fgm(x, y, sample_weight)
-        else:
-            loss, y_pred = self._torch_penalty(x, y, sample_weight)
-        batch_size = next(i for i in keras.tree.flatten(x) if i is not None).shape[0]
+        step = getattr(self, f"_{backend}_{self.method}")
+        loss, y_pred = step(x, y, sample_weight)
+        batch_size = ops.shape(next(i for i in keras.tree.flatten(x) if i is not None))[0]
         self._loss_tracker.update_state(loss, sample_weight=batch_size)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
-    def _torch_loss(self, x, y, sample_weight):
+    def _plain_loss(self, x, y, sample_weight):
         y_pred = self(x, training=True)
         loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
         return loss, y_pred
+
+    def _penalty(self, gradients):
+        """0.5 eps ||g||^2 for the gradients of the *scaled* loss (unscaled here)."""
+        squares = sum(ops.sum(ops.square(ops.cast(g, "float32"))) for g in gradients)
+        scale = self._loss_scale()
+        return 0.5 * self.epsilon * squares / (scale * scale)
 
     def _torch_fgm(self, x, y, sample_weight):
         import torch
@@ -222,7 +231,7 @@ class AdversarialModel(keras.Model):
         matrix = self._embedding_layer().embeddings
         variables = self.trainable_variables
         self.zero_grad()
-        loss, y_pred = self._torch_loss(x, y, sample_weight)
+        loss, y_pred = self._plain_loss(x, y, sample_weight)
         self.optimizer.scale_loss(loss).backward()
         delta = self._fgm_delta(matrix.value.grad.detach())
         if not self.clean_loss:
@@ -231,7 +240,7 @@ class AdversarialModel(keras.Model):
             saved = matrix.value.detach().clone()
             matrix.value.add_(delta.to(saved.dtype))
         try:
-            adv_loss, _ = self._torch_loss(x, y, sample_weight)
+            adv_loss, _ = self._plain_loss(x, y, sample_weight)
             self.optimizer.scale_loss(adv_loss).backward()  # adds to .grad
         finally:
             with torch.no_grad():
@@ -239,7 +248,7 @@ class AdversarialModel(keras.Model):
         self._torch_apply(variables)
         return loss, y_pred
 
-    def _torch_penalty(self, x, y, sample_weight):
+    def _torch_gradient_penalty(self, x, y, sample_weight):
         import torch
 
         shifts = []
@@ -252,12 +261,10 @@ class AdversarialModel(keras.Model):
         # Backward passes stay inside: recomputed blocks rerun their forward
         # then, and must take the same (explicit) attention path.
         with _shifted_output(self._embedding_layer(), shift), _explicit_attention(self):
-            loss, y_pred = self._torch_loss(x, y, sample_weight)
+            loss, y_pred = self._plain_loss(x, y, sample_weight)
             scaled = self.optimizer.scale_loss(loss)
             gradients = torch.autograd.grad(scaled, shifts, create_graph=True)
-            squares = sum(torch.sum(torch.square(g)) for g in gradients)
-            scale = self._loss_scale()
-            penalty = 0.5 * self.epsilon * squares / (scale * scale)
+            penalty = self._penalty(gradients)
             self.optimizer.scale_loss(loss + penalty).backward()
         self._torch_apply(self.trainable_variables)
         return loss, y_pred
@@ -268,6 +275,68 @@ class AdversarialModel(keras.Model):
         gradients = [v.value.grad for v in variables]
         with torch.no_grad():
             self.optimizer.apply(gradients, variables)
+
+    def _tensorflow_fgm(self, x, y, sample_weight):
+        import tensorflow as tf
+
+        matrix = self._embedding_layer().embeddings
+        variables = self.trainable_variables
+        values = [v.value for v in variables]
+        with tf.GradientTape() as tape:
+            loss, y_pred = self._plain_loss(x, y, sample_weight)
+            scaled = self.optimizer.scale_loss(loss)
+        clean = _dense(tape.gradient(scaled, values))
+        delta = self._fgm_delta(clean[self._embedding_index()])
+        # Stateful ops keep their program order inside the compiled step.
+        saved = tf.identity(matrix.value)
+        matrix.assign(saved + tf.cast(delta, saved.dtype))
+        with tf.GradientTape() as tape:
+            adv_loss, _ = self._plain_loss(x, y, sample_weight)
+            scaled = self.optimizer.scale_loss(adv_loss)
+        gradients = _dense(tape.gradient(scaled, values))
+        matrix.assign(saved)
+        if self.clean_loss:
+            gradients = [_add(a, c) for a, c in zip(gradients, clean)]
+        self.optimizer.apply(gradients, variables)
+        return loss, y_pred
+
+    def _tensorflow_gradient_penalty(self, x, y, sample_weight):
+        import tensorflow as tf
+
+        variables = self.trainable_variables
+        shifts = []
+        with tf.GradientTape() as outer:
+            with tf.GradientTape() as inner:
+
+                def shift(out):
+                    shifts.append(tf.zeros(tf.shape(out), "float32"))
+                    inner.watch(shifts[-1])
+                    return out + tf.cast(shifts[-1], out.dtype)
+
+                # tf.recompute_grad has no second derivatives: blocks run plainly.
+                with (
+                    _shifted_output(self._embedding_layer(), shift),
+                    _explicit_attention(self),
+                    recompute_suspended(),
+                ):
+                    loss, y_pred = self._plain_loss(x, y, sample_weight)
+                    scaled = self.optimizer.scale_loss(loss)
+            penalty = self._penalty(inner.gradient(scaled, shifts))
+            total = self.optimizer.scale_loss(loss + penalty)
+        gradients = outer.gradient(total, [v.value for v in variables])
+        self.optimizer.apply(_dense(gradients), variables)
+        return loss, y_pred
+
+
+def _dense(gradients):
+    """TensorFlow gradients with IndexedSlices (embedding lookups) made dense."""
+    import tensorflow as tf
+
+    return [None if g is None else tf.convert_to_tensor(g) for g in gradients]
+
+
+def _add(a, b):
+    return b if a is None else a if b is None else a + b
 
 
 def adversarial_training(model, method="fgm", epsilon=1.0, embedding_name="Embedding-Token", **kw):

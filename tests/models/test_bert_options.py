@@ -236,3 +236,13 @@ def test_dropout_only_in_training(weights, batch):
         inference[0],
         atol=TOLERANCE,
     )
+
+
+def test_model_is_named_after_its_family(weights):
+    from nlp4keras.models import BERT, MODELS
+
+    assert build(weights).model.name == "bert"  # summary() headline, was "functional"
+    assert build_transformer_model(CONFIG, weights, model="roberta").name == "roberta"
+    assert build_transformer_model(CONFIG, weights, name="encoder").name == "encoder"
+    assert build_transformer_model(CONFIG, weights, model=BERT).name == BERT.family
+    assert set(MODELS) >= {"bert", "roberta"}

@@ -74,6 +74,15 @@ def loss_and_gradients(model, inputs):
         value = loss_of(model(inputs, training=True))
         value.backward()
         grads = [v.value.grad for v in variables]
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            value = loss_of(model(inputs, training=True))
+        # The embedding's gradient comes as IndexedSlices: made dense.
+        grads = [
+            tf.convert_to_tensor(g) for g in tape.gradient(value, [v.value for v in variables])
+        ]
     else:
         raise NotImplementedError(f"no gradient helper for the {BACKEND} backend")
     as_numpy = keras.ops.convert_to_numpy
@@ -176,6 +185,11 @@ def stored_activation_bytes(model, inputs):
     return sum(stored)
 
 
+@pytest.mark.skipif(
+    BACKEND == "tensorflow",
+    reason="TensorFlow has no hook to count the tensors a tape keeps; recomputation "
+    "is checked there by counting block runs in the backward pass",
+)
 def test_recompute_stores_fewer_activations():
     plain, recomputed = build_pair()
     inputs = batch()
@@ -205,17 +219,36 @@ def jax_program_checkpoints_each_block_in_training_only():
     assert checkpoints(training=False) == 0
 
 
-def torch_backward_runs_each_block_again_in_training_only():
+def backward_runs_each_block_again_in_training_only():
+    """torch and TensorFlow: a block's layers run again in the backward pass."""
     plain, recomputed = build_pair()
     inputs = batch()
     for transformer, recomputations in ((plain, 0), (recomputed, 1)):
+        model = transformer.model
         calls = count_calls(transformer.layers["Transformer-0-FeedForward"])
         for training in (True, False):
-            outputs = transformer.model(inputs, training=training)
-            forward_calls = len(calls)
-            loss_of(outputs).backward()
+            _, in_backward = forward_and_backward(
+                lambda: model(inputs, training=training), model, calls
+            )
             expected = recomputations if training else 0
-            assert len(calls) - forward_calls == expected, (transformer.recompute, training)
+            assert in_backward == expected, (transformer.recompute, training)
+
+
+def forward_and_backward(forward, model, calls):
+    """Run forward(), then the backward pass of loss_of(its outputs) with
+    respect to `model`'s weights; (len(calls) grown in each)."""
+    if BACKEND == "torch":
+        outputs = forward()
+        in_forward = len(calls)
+        loss_of(outputs).backward()
+    else:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_of(forward())
+        in_forward = len(calls)
+        tape.gradient(loss, [v.value for v in model.trainable_variables])
+    return in_forward, len(calls) - in_forward
 
 
 # ------------------------------------------------- the decorator on a layer
@@ -277,17 +310,17 @@ def jax_decorated_layer_is_checkpointed():
     assert any("remat" in name or "checkpoint" in name for name in names), names
 
 
-def torch_decorated_layer_runs_again_in_backward():
+def decorated_layer_runs_again_in_backward():
+    """torch and TensorFlow: the decorated call runs again in the backward pass."""
     model = stack_model(RecomputedDenseStack)
     calls = count_calls(model.get_layer("stack").hidden)
     x = np.ones((3, 12, TINY_BERT["hidden_size"]), "float32")
-    loss_of(model(x, training=True)).backward()
-    assert len(calls) == 2
+    assert forward_and_backward(lambda: model(x, training=True), model, calls) == (1, 1)
 
 
 def on_backend(checks):
     """Run the check written for the backend under test (the JAX program is
-    inspected; torch counts autograd recomputation)."""
+    inspected; torch and TensorFlow count the runs in the backward pass)."""
     if BACKEND not in checks:
         raise NotImplementedError(f"no recompute check for the {BACKEND} backend")
     checks[BACKEND]()
@@ -297,7 +330,8 @@ def test_blocks_are_recomputed_in_training_only():
     on_backend(
         {
             "jax": jax_program_checkpoints_each_block_in_training_only,
-            "torch": torch_backward_runs_each_block_again_in_training_only,
+            "torch": backward_runs_each_block_again_in_training_only,
+            "tensorflow": backward_runs_each_block_again_in_training_only,
         }
     )
 
@@ -306,7 +340,8 @@ def test_decorated_layer_is_recomputed():
     on_backend(
         {
             "jax": jax_decorated_layer_is_checkpointed,
-            "torch": torch_decorated_layer_runs_again_in_backward,
+            "torch": decorated_layer_runs_again_in_backward,
+            "tensorflow": decorated_layer_runs_again_in_backward,
         }
     )
 

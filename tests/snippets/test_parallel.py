@@ -236,3 +236,35 @@ def test_bad_arguments_are_named(funcs, kwargs, message):
     arguments = dict(func=funcs.square, iterable=range(3), workers=2, max_queue_size=2)
     with pytest.raises(ValueError, match=message):
         parallel_apply(**(arguments | kwargs))
+
+
+SCRIPT = """
+from nlp4keras.snippets import parallel_apply
+
+
+def square(x):
+    return x * x
+
+{call}
+"""
+CALL = "print(sorted(parallel_apply(square, range(6), workers=2, max_queue_size=2)))"
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_a_script_without_the_main_guard_is_told_to_add_it(tmp_path, guarded):
+    import subprocess
+
+    call = f'if __name__ == "__main__":\n    {CALL}' if guarded else CALL
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT.format(call=call))
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    if guarded:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "[0, 1, 4, 9, 16, 25]"
+    else:
+        assert result.returncode != 0
+        last_line = result.stderr.strip().splitlines()[-1]
+        assert last_line.startswith("RuntimeError: worker process parallel_apply-")
+        assert 'under `if __name__ == "__main__":`' in last_line
