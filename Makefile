@@ -43,7 +43,7 @@ $(BIN)/python:
 	$(PIP) install --quiet --upgrade pip
 
 $(VENV)/.installed-demo: pyproject.toml constraints.txt | $(BIN)/python
-	@echo "==> installing nlp4keras with the JAX backend into $(VENV) (first time: about 300 MB, 1 min)"
+	@echo "==> installing nlp4keras with the JAX backend into $(VENV) (first time: about 700 MB installed, a minute or two)"
 	$(PIP) install --progress-bar on -c constraints.txt -e ".[jax]"
 	touch $@
 

@@ -375,6 +375,19 @@ def test_rematch_known_spans():
     assert mapping[-2:] == [[19], []]  # '犬' (unknown), '</s>'
 
 
+@pytest.mark.parametrize("text", ["\x08¼", "a\x08¼", "\x08½x", "a\x08b"])
+def test_rematch_characters_the_normaliser_deletes(text):
+    """Found by hypothesis: SentencePiece lends a deleted control character to
+    the next piece, which may be the first of an NFKC expansion ('¼' -> '1',
+    '⁄4'); that piece must not cover it."""
+    for kind in REAL_MODELS:
+        tokenizer = cached_tokenizer(real_model_path(kind))
+        tokens = tokenizer.tokenize(text)
+        check_rematch(tokenizer, text, tokens, tokenizer.rematch(text, tokens))
+    bpe = cached_tokenizer(real_model_path("bpe"))
+    assert bpe.rematch("\x08¼", bpe.tokenize("\x08¼")) == [[], [1], []]
+
+
 def test_rematch_after_truncation(real, lines):
     tokenizer, _ = real
     text = next(line for line in lines if len(line) > 60)

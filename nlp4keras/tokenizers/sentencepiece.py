@@ -57,6 +57,7 @@ class SpTokenizer(TokenizerBase):
         sp = self.sp_model
         self._vocab_size = sp.get_piece_size()
         self._offset_mapping = _has_offset_mapping(sp)
+        self._vanishes = {}  # character -> whether the model's normaliser deletes it
         self._token_pad = sp.id_to_piece(sp.pad_id()) if self._is_id(sp.pad_id()) else ""
         self._token_unk = sp.id_to_piece(sp.unk_id())
         self._token_mask = next((t for t in ("[MASK]", "<mask>") if self._has_piece(t)), "")
@@ -160,6 +161,9 @@ class SpTokenizer(TokenizerBase):
             chars = range(begin, end)
             if _BOUNDARY in piece:  # the whitespace that became '▁'
                 chars = [c for c in chars if not model_text[c].isspace()]
+            # Characters the normaliser deletes (controls such as '\x08') give
+            # the piece no text: SentencePiece lends them to the next piece.
+            chars = [c for c in chars if not self._vanishing(model_text[c])]
             if origin is not None:
                 chars = [origin[c] for c in chars if origin[c] is not None]
             if translate.get(piece):  # as `_content_tokens` translates
@@ -167,6 +171,13 @@ class SpTokenizer(TokenizerBase):
             ids.append(piece_id)
             spans.append(list(chars))
         return ids, spans
+
+    def _vanishing(self, char):
+        if char not in self._vanishes:
+            normalize = getattr(self.sp_model, "normalize", None)
+            kept = normalize(char).replace(_BOUNDARY, "") if normalize else char
+            self._vanishes[char] = not kept and not char.isspace()
+        return self._vanishes[char]
 
     def _pieces_with_offsets(self, text):
         """`(piece, id, (begin, end))` for each piece of `text`, begin/end
