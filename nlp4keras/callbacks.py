@@ -3,13 +3,14 @@
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.optimizers.ema import (
     backup_values,
     bias_correction_scale,
     readable_values,
     write_values,
 )
-from nlp4keras.optimizers.wrapper_base import no_grad, real_number
+from nlp4keras.optimizers.wrapper_base import no_grad
 
 
 class EMACallback(keras.callbacks.Callback):
@@ -47,10 +48,11 @@ class EMACallback(keras.callbacks.Callback):
         apply_on_train_end=False,
     ):
         super().__init__()
-        self.ema_momentum = real_number(ema_momentum, "ema_momentum", "EMACallback", 0, below=1)
-        self.bias_correction = bool(bias_correction)
-        self.evaluate_with_ema = bool(evaluate_with_ema)
-        self.apply_on_train_end = bool(apply_on_train_end)
+        who = "EMACallback"
+        self.ema_momentum = validation.real(ema_momentum, "ema_momentum", who, minimum=0, below=1)
+        self.bias_correction = validation.boolean(bias_correction, "bias_correction", who)
+        self.evaluate_with_ema = validation.boolean(evaluate_with_ema, "evaluate_with_ema", who)
+        self.apply_on_train_end = validation.boolean(apply_on_train_end, "apply_on_train_end", who)
         self._variables = None
         self._averages = None
         self._count = None
@@ -124,6 +126,8 @@ class EMACallback(keras.callbacks.Callback):
             )
         if bias_correction is None:
             bias_correction = self.bias_correction
+        who = "EMACallback.apply_ema_weights"
+        bias_correction = validation.boolean(bias_correction, "bias_correction", who)
         steps = self.updates
         scale = 1.0
         if bias_correction or steps == 0:

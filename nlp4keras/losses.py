@@ -6,12 +6,19 @@ can go straight into `model.compile(loss=...)`; the classes carry the options
 (mask_zero, temperature) and serialise with the model.
 """
 
-import math
-
 import keras
 from keras import ops
 
-from nlp4keras.backend import infinity, serializable
+from nlp4keras import validation
+from nlp4keras.backend import (
+    describe,
+    dimension,
+    infinity,
+    integer_labels,
+    require_all,
+    serializable,
+    shapes_compatible,
+)
 
 
 def _epsilon():
@@ -42,15 +49,22 @@ def multilabel_categorical_crossentropy(y_true, y_pred):
         log(1 + sum_{neg i} e^{s_i}) + log(1 + sum_{pos j} e^{-s_j})
 
     y_true: 0/1 labels shaped like y_pred (soft labels in [0, 1] also work,
-    kexue.fm/archives/9064). Reduces the last axis.
+    kexue.fm/archives/9064); a label outside [0, 1] (or NaN) is an error, on
+    every backend and inside compiled code too. Reduces the last axis.
     """
+    who = "multilabel_categorical_crossentropy"
     y_pred = ops.convert_to_tensor(y_pred)
-    y_true = ops.cast(y_true, y_pred.dtype)
-    if tuple(y_true.shape) != tuple(y_pred.shape):
+    y_true = ops.convert_to_tensor(y_true)
+    if not shapes_compatible(y_true.shape, y_pred.shape):
         raise ValueError(
-            "multilabel_categorical_crossentropy: y_true and y_pred must have the same "
+            f"{who}: y_true and y_pred must have the same "
             f"shape, got {tuple(y_true.shape)} and {tuple(y_pred.shape)}"
         )
+    y_true = ops.cast(y_true, y_pred.dtype)
+    in_range = ops.logical_and(y_true >= 0, y_true <= 1)
+    y_true = require_all(
+        in_range, y_true, f"{who}: labels (y_true) must lie in [0, 1], got one outside (or NaN)"
+    )
     eps = _epsilon()
     valid = _valid_logits(y_pred)
     is_neg = ops.logical_and(y_true < 1 - eps, valid)
@@ -85,33 +99,43 @@ def sparse_multilabel_categorical_crossentropy(y_true, y_pred, mask_zero=False):
     indices (kexue.fm/archives/8888), which keeps labels small when there are
     many classes (GlobalPointer spans).
 
-    y_true: [..., K] integer indices of the positive classes (distinct within
-    a row); y_pred: [..., C] logits. mask_zero=True: index 0 is padding, so
-    rows may be padded with 0 and class 0 takes no part in the loss.
+    y_true: [..., K] integer indices of the positive classes, each in
+    [0, C) (checked on every backend, inside compiled code too; a class listed
+    twice counts once); y_pred: [..., C] logits, with the same leading shape.
+    mask_zero=True: index 0 is padding, so rows may be padded with 0 and class
+    0 takes no part in the loss.
 
     bert4keras computes the negative part as log(1 - e^{lse(pos) - lse(all)})
     with clipping, which goes wrong once positives beat negatives by more
     than ~16 nats (float32 cancellation). Here the listed classes are
-    scattered into a mask over y_pred instead, so the negative part is a plain,
-    exact logsumexp; the value is the same as the dense loss.
+    scattered into a mask over y_pred instead, so both parts are plain,
+    exact logsumexps; the value is the same as the dense loss.
     """
+    who = "sparse_multilabel_categorical_crossentropy"
+    mask_zero = validation.boolean(mask_zero, "mask_zero", who)
     y_pred = ops.convert_to_tensor(y_pred)
-    indices = ops.cast(y_true, "int32")
-    if len(indices.shape) != len(y_pred.shape):
+    y_true = ops.convert_to_tensor(y_true)
+    if len(y_true.shape) != len(y_pred.shape) or not shapes_compatible(
+        y_true.shape[:-1], y_pred.shape[:-1]
+    ):
         raise ValueError(
-            "sparse_multilabel_categorical_crossentropy: y_true [..., K] (class indices) "
-            f"and y_pred [..., C] need the same rank, got shapes {tuple(indices.shape)} "
-            f"and {tuple(y_pred.shape)}"
+            f"{who}: y_true [..., K] (class indices) and y_pred [..., C] need the same rank "
+            f"and leading shape, got shapes {tuple(y_true.shape)} and {tuple(y_pred.shape)}"
         )
-    num_classes = ops.shape(y_pred)[-1]
+    num_classes = dimension(y_pred, -1)
+    indices = integer_labels(
+        y_true,
+        num_classes,
+        f"{who}: class indices (y_true) must be integers in [0, {describe(num_classes, 'C')}), "
+        "got one outside",
+    )
     off = ops.cast(-infinity(), y_pred.dtype)
     valid = _valid_logits(y_pred)
     if mask_zero:
         valid = ops.logical_and(valid, ops.arange(num_classes) > 0)
-    picked = ops.take_along_axis(y_pred, indices, axis=-1)
-    picked_valid = ops.take_along_axis(valid, indices, axis=-1)
-    pos_loss = ops.logsumexp(_append_zero(ops.where(picked_valid, -picked, off)), axis=-1)
-    is_neg = ops.logical_and(valid, ops.logical_not(_positive_mask(indices, num_classes)))
+    is_pos = ops.logical_and(valid, _positive_mask(indices, num_classes))
+    is_neg = ops.logical_and(valid, ops.logical_not(is_pos))
+    pos_loss = ops.logsumexp(_append_zero(ops.where(is_pos, -y_pred, off)), axis=-1)
     neg_loss = ops.logsumexp(_append_zero(ops.where(is_neg, y_pred, off)), axis=-1)
     return neg_loss + pos_loss
 
@@ -125,12 +149,17 @@ def _heads_by_spans(x):
 @serializable
 def global_pointer_crossentropy(y_true, y_pred):
     """Multi-label CE for GlobalPointer: every (start, end) span of a head is a
-    class. y_true, y_pred: [batch, heads, n, n]. Mean over heads, one value per
-    sample."""
+    class. y_true (0/1), y_pred: [batch, heads, n, n]. Mean over heads, one
+    value per sample."""
+    who = "global_pointer_crossentropy"
     y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.convert_to_tensor(y_true)
     if len(y_pred.shape) != 4:
+        raise ValueError(f"{who} expects [batch, heads, n, n], got {tuple(y_pred.shape)}")
+    if not shapes_compatible(y_true.shape, y_pred.shape):
         raise ValueError(
-            f"global_pointer_crossentropy expects [batch, heads, n, n], got {tuple(y_pred.shape)}"
+            f"{who}: y_true must have y_pred's shape [batch, heads, n, n] = "
+            f"{tuple(y_pred.shape)}, got {tuple(y_true.shape)}"
         )
     loss = multilabel_categorical_crossentropy(_heads_by_spans(y_true), _heads_by_spans(y_pred))
     return ops.mean(loss, axis=1)
@@ -140,15 +169,29 @@ def global_pointer_crossentropy(y_true, y_pred):
 def sparse_global_pointer_crossentropy(y_true, y_pred):
     """Sparse `global_pointer_crossentropy`: y_true [batch, heads, K, 2] holds
     (start, end) pairs padded with (0, 0); span (0, 0) is never a real entity
-    there (it is the [CLS] token)."""
+    there (it is the [CLS] token). Starts and ends must be in [0, n) (checked
+    on every backend, inside compiled code too)."""
+    who = "sparse_global_pointer_crossentropy"
     y_pred = ops.convert_to_tensor(y_pred)
-    y_true = ops.cast(y_true, "int32")
-    if len(y_pred.shape) != 4 or len(y_true.shape) != 4 or y_true.shape[-1] != 2:
+    y_true = ops.convert_to_tensor(y_true)
+    if (
+        len(y_pred.shape) != 4
+        or len(y_true.shape) != 4
+        or y_true.shape[-1] not in (2, None)
+        or not shapes_compatible(y_true.shape[:2], y_pred.shape[:2])
+    ):
         raise ValueError(
-            "sparse_global_pointer_crossentropy expects y_true [batch, heads, K, 2] and "
+            f"{who} expects y_true [batch, heads, K, 2] and "
             f"y_pred [batch, heads, n, n], got {tuple(y_true.shape)} and {tuple(y_pred.shape)}"
         )
-    flat_ids = y_true[..., 0] * ops.shape(y_pred)[-1] + y_true[..., 1]
+    n = dimension(y_pred, -1)
+    spans = integer_labels(
+        y_true,
+        n,
+        f"{who}: span starts and ends (y_true) must be integers in [0, {describe(n, 'n')}), "
+        "got one outside",
+    )
+    flat_ids = spans[..., 0] * n + spans[..., 1]
     loss = sparse_multilabel_categorical_crossentropy(
         flat_ids, _heads_by_spans(y_pred), mask_zero=True
     )
@@ -160,9 +203,28 @@ def sparse_global_pointer_crossentropy(y_true, y_pred):
 # ---------------------------------------------------------------------------
 
 
-def _diagonal(logits):
-    rows = ops.shape(logits)[0]
-    return ops.arange(rows, dtype="int32")
+def _positives(logits, positives, who):
+    """The checked column of each row's positive: `positives` [N] with
+    values in [0, M), or the diagonal (which needs M >= N)."""
+    if len(logits.shape) != 2:
+        raise ValueError(f"{who}: logits must be [N, M], got shape {tuple(logits.shape)}")
+    rows, columns = logits.shape
+    if positives is None:
+        if rows is not None and columns is not None and rows > columns:
+            raise ValueError(
+                f"{who}: the default positives are the diagonal, which needs at least as "
+                f"many columns as rows; got logits of shape {(rows, columns)}"
+            )
+        return ops.arange(ops.shape(logits)[0], dtype="int32")
+    positives = ops.convert_to_tensor(positives)
+    if not shapes_compatible(positives.shape, (rows,)):
+        raise ValueError(
+            f"{who}: positives must be [N] = ({rows},), one column per row, got shape "
+            f"{tuple(positives.shape)}"
+        )
+    return integer_labels(
+        positives, columns, f"{who}: positives must be integers in [0, {columns}), got one outside"
+    )
 
 
 def _positive_logits(logits, positives):
@@ -175,7 +237,7 @@ def infonce_from_logits(logits, positives=None):
     query x key matrix) and every other column is a negative. Entries at
     -infinity() (e.g. a masked self-similarity) take no part. Returns [N]."""
     logits = ops.convert_to_tensor(logits)
-    positives = _diagonal(logits) if positives is None else ops.cast(positives, "int32")
+    positives = _positives(logits, positives, "infonce_from_logits")
     return ops.logsumexp(logits, axis=-1) - _positive_logits(logits, positives)
 
 
@@ -186,7 +248,7 @@ def flatnce_from_logits(logits, positives=None):
     InfoNCE's divided by sigmoid(L), so it does not vanish when the batch is
     already well separated (small batches, where InfoNCE saturates)."""
     logits = ops.convert_to_tensor(logits)
-    positives = _diagonal(logits) if positives is None else ops.cast(positives, "int32")
+    positives = _positives(logits, positives, "flatnce_from_logits")
     columns = ops.arange(ops.shape(logits)[-1], dtype="int32")
     is_positive = ops.expand_dims(positives, -1) == columns
     margins = logits - ops.expand_dims(_positive_logits(logits, positives), -1)
@@ -201,14 +263,13 @@ def paired_similarity_logits(embeddings, temperature=0.05):
     the two differ; SimBERT / supervised SimCSE: a sentence and its
     paraphrase). Self-similarities are set to -infinity(). Returns the
     [2B, 2B] logits and each row's partner index [2B]."""
+    temperature = _temperature(temperature, "paired_similarity_logits")
     x = ops.convert_to_tensor(embeddings)
     if len(x.shape) != 2:
         raise ValueError(f"paired embeddings must be [2B, dim], got shape {tuple(x.shape)}")
     rows = x.shape[0]
     if rows is not None and rows % 2:
         raise ValueError(f"paired embeddings need an even number of rows (pairs), got {rows}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
     x = x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12))
     logits = ops.matmul(x, ops.transpose(x)) / temperature
     ids = ops.arange(ops.shape(x)[0], dtype="int32")
@@ -272,15 +333,12 @@ class SparseMultilabelCategoricalCrossentropy(_Loss):
     def __init__(
         self, mask_zero=False, name="sparse_multilabel_categorical_crossentropy", **kwargs
     ):
-        options = {"mask_zero": bool(mask_zero)}
+        options = {"mask_zero": validation.boolean(mask_zero, "mask_zero", type(self).__name__)}
         super().__init__(sparse_multilabel_categorical_crossentropy, options, name=name, **kwargs)
 
 
-def _temperature(value):
-    value = float(value)
-    if not value > 0 or math.isinf(value):
-        raise ValueError(f"temperature must be a positive number, got {value}")
-    return value
+def _temperature(value, who):
+    return validation.real(value, "temperature", who, above=0)
 
 
 @serializable
@@ -288,7 +346,7 @@ class InfoNCE(_Loss):
     """Loss class for `infonce_loss` (paired [2B, D] embeddings)."""
 
     def __init__(self, temperature=0.05, name="infonce", **kwargs):
-        options = {"temperature": _temperature(temperature)}
+        options = {"temperature": _temperature(temperature, "InfoNCE")}
         super().__init__(infonce_loss, options, name=name, **kwargs)
 
 
@@ -297,5 +355,5 @@ class FlatNCE(_Loss):
     """Loss class for `flatnce_loss` (paired [2B, D] embeddings)."""
 
     def __init__(self, temperature=0.05, name="flatnce", **kwargs):
-        options = {"temperature": _temperature(temperature)}
+        options = {"temperature": _temperature(temperature, "FlatNCE")}
         super().__init__(flatnce_loss, options, name=name, **kwargs)

@@ -238,3 +238,32 @@ def test_bad_arguments_are_named():
     model.get_layer("Embedding-Token").trainable = False
     with pytest.raises(ValueError, match="trainable"):
         adversarial_training(model)
+
+
+@pytest.mark.parametrize("wrap", ["fgm", "gradient_penalty", "vat"])
+def test_a_compiled_model_gives_a_model_compiled_the_same_way(wrap):
+    """bert4keras' scripts add adversarial training after compile: the wrapped
+    model gets the same optimizer object, loss and metrics; an uncompiled one
+    stays uncompiled."""
+    from nlp4keras.training import virtual_adversarial_training
+
+    def make(model):
+        if wrap == "vat":
+            return virtual_adversarial_training(model)
+        return adversarial_training(model, method=wrap, epsilon=0.1)
+
+    assert not make(classifier()).compiled
+    model = classifier()
+    optimizer = keras.optimizers.SGD(LR)
+    model.compile(
+        optimizer, "sparse_categorical_crossentropy", metrics=["sparse_categorical_accuracy"]
+    )
+    wrapped = make(model)
+    assert wrapped.compiled and wrapped.optimizer is optimizer
+    x, y = batch()
+    logs = wrapped.train_on_batch(x, y, return_dict=True)
+    assert set(logs) >= {"loss", "sparse_categorical_accuracy"}
+    # The loss it reports after the step is the compiled loss of the shared weights.
+    probs = keras.ops.convert_to_numpy(model(x))
+    expected = -np.log(probs[np.arange(len(y)), y]).mean()
+    np.testing.assert_allclose(wrapped.evaluate(x, y, verbose=0)[0], expected, rtol=1e-4)

@@ -316,7 +316,7 @@ def test_contrastive_errors():
         losses.infonce_loss(None, np.zeros((5, 3), "float32"))
     with pytest.raises(ValueError, match=r"\[2B, dim\]"):
         losses.infonce_loss(None, np.zeros((4,), "float32"))
-    with pytest.raises(ValueError, match="temperature must be a positive"):
+    with pytest.raises(ValueError, match="FlatNCE: `temperature` must be a finite real number > 0"):
         losses.FlatNCE(temperature=0)
 
 

@@ -297,8 +297,12 @@ def test_decode_matches_sentencepiece(real, lines):
         decodable = [i for i in ids if not sp.is_unknown(i)]
         assert tokenizer.decode(tokenizer.encode(line)[0]) == sp.decode(decodable)
     ids = sp.encode("The cat sat on the mat.")
-    noisy = [sp.bos_id(), sp.unk_id()] + ids[:3] + [2, 10**6, -1] + ids[3:] + [2]
+    noisy = [sp.bos_id(), sp.unk_id()] + ids[:3] + [2] + ids[3:] + [2]
     assert tokenizer.decode(noisy) == sp.decode(ids) == "The cat sat on the mat."
+    # Special pieces are dropped, but an id outside the vocab is an error.
+    for bad in (10**6, -1):
+        with pytest.raises(ValueError, match=rf"outside the vocab of 1000 tokens.*{bad} \(at 3\)"):
+            tokenizer.decode(ids[:3] + [bad] + ids[3:])
 
 
 @SETTINGS

@@ -375,12 +375,44 @@ def test_empty_vocab(tmp_path):
         Tokenizer({})
 
 
-@pytest.mark.parametrize("missing", ["[CLS]", "[SEP]"])
+@pytest.mark.parametrize("missing", [("[CLS]",), ("[SEP]",), ("[CLS]", "[SEP]")])
 def test_vocab_without_start_or_end_token(missing):
-    vocab = {token: i for i, token in enumerate(t for t in TINY_TOKENS if t != missing)}
-    with pytest.raises(ValueError, match=missing.replace("[", r"\[")):
-        Tokenizer(vocab)
-    assert Tokenizer(vocab, token_start=None, token_end=None).tokenize("a") == ["a"]
+    # bert4keras kept [CLS]/[SEP] around the text and encoded a missing one
+    # as [UNK]: written out by hand below for the vocab without them.
+    kept = [t for t in TINY_TOKENS if t not in missing]
+    vocab = {token: i for i, token in enumerate(kept)}
+    tokenizer = Tokenizer(vocab)
+
+    def ids(*tokens):
+        return [kept.index(t if t in kept else "[UNK]") for t in tokens]
+
+    assert tokenizer._token_start_id == (None if "[CLS]" in missing else kept.index("[CLS]"))
+    assert tokenizer._token_end_id == (None if "[SEP]" in missing else kept.index("[SEP]"))
+    assert tokenizer.tokenize("a b") == ["[CLS]", "a", "b", "[SEP]"]
+    assert tokenizer.encode("a b c") == (ids("[CLS]", "a", "b", "c", "[SEP]"), [0] * 5)
+    assert tokenizer.encode("a b c", maxlen=4)[0] == ids("[CLS]", "a", "b", "[SEP]")
+    pair = ids("[CLS]", "a", "[SEP]", "b", "[SEP]"), [0, 0, 0, 1, 1]
+    assert tokenizer.encode("a", "b") == pair
+    assert tokenizer.encode(tokenizer.tokenize("a"), tokenizer.tokenize("b")) == pair
+    token_ids, segment_ids = tokenizer.encode_batch(["a b", "c"])
+    assert token_ids.tolist() == [ids("[CLS]", "a", "b", "[SEP]"), ids("[CLS]", "c", "[SEP]") + [0]]
+    assert tokenizer.decode(tokenizer.encode("a b")[0]) == "a b"
+    assert tokenizer.rematch("a b", tokenizer.tokenize("a b")) == [[], [0], [2], []]
+    assert Tokenizer(vocab, token_start=None, token_end=None).encode("a")[0] == ids("a")
+
+
+def test_vocab_without_start_end_and_unk_tokens():
+    # bert4keras' chess example: a vocab of [PAD] and characters, then
+    # `tokenizer._token_unk_id = 0`, and token_ids[1:-1] drops [CLS]/[SEP].
+    chars = ["[PAD]"] + list("0123456789abcdefghi")
+    tokenizer = Tokenizer(dict(zip(chars, range(len(chars)))))
+    assert tokenizer.tokenize("h 2") == ["[CLS]", "h", "2", "[SEP]"]
+    with pytest.raises(ValueError, match=r"`token_start` '\[CLS\]' is not in the vocab.*\[UNK\]"):
+        tokenizer.encode("h 2")
+    tokenizer._token_unk_id = 0
+    # [CLS] h 2 e 2 h 0 [SEP] popped at -2 down to 5 tokens; 'h' is 18, '2' 3, 'e' 15
+    assert tokenizer.encode("h 2 e 2 h 0", maxlen=5) == ([0, 18, 3, 15, 0], [0] * 5)
+    assert tokenizer.encode("zz")[0] == [0, 0, 0]  # an unknown word is [UNK] too
 
 
 def test_vocab_without_unk_token():
@@ -491,7 +523,7 @@ def test_encode_takes_token_lists_as_bert4keras(tiny):
 def test_bad_batch_arguments(tiny):
     with pytest.raises(TypeError, match="list of str"):
         tiny.encode_batch("a b")
-    with pytest.raises(TypeError, match=r"first_texts\[1\] must be a str, got int"):
+    with pytest.raises(TypeError, match=r"`first_texts\[1\]` must be a str, got 1 \(int\)"):
         tiny.encode_batch(["a", 1])
     with pytest.raises(ValueError, match="2 first_texts but 1 second_texts"):
         tiny.encode_batch(["a", "b"], ["c"])

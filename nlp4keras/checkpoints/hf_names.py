@@ -161,8 +161,13 @@ class HFNamingView(CheckpointReader):
     def shape(self, name):
         if name not in self._to_source:
             raise self.missing(name)
-        shape = self._reader.shape(self._to_source[name])
-        return tuple(reversed(shape)) if self._is_kernel(name) else shape
+        shape = tuple(self._reader.shape(self._to_source[name]))
+        return shape[::-1] if self._is_kernel(name) and len(shape) == 2 else shape
+
+    def dtype(self, name):
+        if name not in self._to_source:
+            raise self.missing(name)
+        return self._reader.dtype(self._to_source[name])
 
     def read(self, name):
         if name not in self._to_source:

@@ -1,10 +1,12 @@
 """Assigning checkpoint tensors to model variables, one at a time, with a report."""
 
+import math
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from nlp4keras.checkpoints.dtypes import describe, why_not_assignable
 from nlp4keras.checkpoints.errors import CheckpointError
 from nlp4keras.checkpoints.hf_names import HFNamingView, looks_like_google_names
 from nlp4keras.checkpoints.sources import open_checkpoint
@@ -44,10 +46,12 @@ class LoadReport:
     mismatched: list = field(default_factory=list)
     unexpected: list = field(default_factory=list)  # names in the file no weight asked for
     unused_core: list = field(default_factory=list)  # unexpected encoder tensors (Google names)
+    # (name, variable path, checkpoint dtype, model dtype, what the weight takes, description)
+    wrong_dtype: list = field(default_factory=list)
 
     @property
     def ok(self):
-        return not self.missing and not self.mismatched
+        return not self.missing and not self.mismatched and not self.wrong_dtype
 
     def problems(self):
         lines = []
@@ -57,6 +61,11 @@ class LoadReport:
             lines.append(
                 f"  shape mismatch for {described}: {ckpt_shape} in the checkpoint, "
                 f"{tuple(model_shape)} for weight {path!r}"
+            )
+        for _, path, dtype, model_dtype, takes, described in self.wrong_dtype:
+            lines.append(
+                f"  dtype mismatch for {described}: {dtype} in the checkpoint, {model_dtype} "
+                f"for weight {path!r}, which takes {takes}; nothing is converted"
             )
         return "\n".join(lines)
 
@@ -84,38 +93,60 @@ def _described(reader, name, verb):
     return f"{name!r} ({verb} {source!r})"
 
 
+def _may_become(declared, expected):
+    """Whether a model's `load_variable` may turn a tensor of shape `declared`
+    into a weight of shape `expected`: the same shape; the same number of
+    elements in another layout (a transpose or reshape); or other rows of the
+    same width (keep_tokens and compound_tokens pick and add vocab rows)."""
+    if declared == expected or math.prod(declared) == math.prod(expected):
+        return True
+    return len(declared) == len(expected) >= 1 and declared[1:] == expected[1:]
+
+
+def _dtype_problem(dtype, variable):
+    """None, or what `variable` takes if a `dtype` tensor may not go into it."""
+    if dtype is None:
+        return None
+    return why_not_assignable(dtype, getattr(variable, "dtype", None))
+
+
 def assign_from_checkpoint(pairs, reader, read, strict=True, core_scopes=()):
     """Assign `read(name)` to each (variable, name) pair, tensor by tensor.
 
-    Missing names and shape mismatches are collected; with `strict` they raise
-    a CheckpointError listing all of them (and the unused tensors, which often
-    show what the checkpoint really is), otherwise a warning lists them and
-    the variables keep their initial values. Unused tensors whose names start
-    with one of `core_scopes` (the encoder's own weights) mean the model will
-    not reproduce the checkpoint's original outputs: a warning says so.
+    Each tensor's declared dtype and shape are checked against its weight
+    before a byte of it is read: a tensor that cannot fit is reported without
+    reading it, so a file declaring a huge tensor costs no memory. Integer,
+    bool and complex tensors never go into float weights (half-precision
+    floats do).
+
+    Missing names, shape mismatches and wrong dtypes are collected; with
+    `strict` they raise a CheckpointError listing all of them (and the unused
+    tensors, which often show what the checkpoint really is), otherwise a
+    warning lists them and the variables keep their initial values. Unused
+    tensors whose names start with one of `core_scopes` (the encoder's own
+    weights) mean the model will not reproduce the checkpoint's original
+    outputs: a warning says so.
     """
     report = LoadReport(source=reader.path)
     available = set(reader.keys())
     used = set()
+    dtype_of = getattr(reader, "dtype", lambda name: None)
     for variable, name in pairs:
         used.add(name)
         path = getattr(variable, "path", variable.name)
+        expected = tuple(variable.shape)
         if name not in available:
-            report.missing.append(
-                (name, path, tuple(variable.shape), _described(reader, name, "expected as"))
-            )
+            report.missing.append((name, path, expected, _described(reader, name, "expected as")))
+            continue
+        if _wrong_dtype(report, reader, name, path, dtype_of(name), variable):
+            continue
+        declared = tuple(reader.shape(name))
+        if _wrong_shape(report, reader, name, path, declared, expected, before_reading=True):
             continue
         value = np.asarray(read(name))
-        if tuple(value.shape) != tuple(variable.shape):
-            report.mismatched.append(
-                (
-                    name,
-                    path,
-                    tuple(value.shape),
-                    tuple(variable.shape),
-                    _described(reader, name, "stored as"),
-                )
-            )
+        if _wrong_dtype(report, reader, name, path, value.dtype, variable):
+            continue
+        if _wrong_shape(report, reader, name, path, value.shape, expected, before_reading=False):
             continue
         variable.assign(value)
         report.loaded.append(name)
@@ -138,3 +169,24 @@ def assign_from_checkpoint(pairs, reader, read, strict=True, core_scopes=()):
             f"{', '.join(report.unused_core[:10])}"
         )
     return report
+
+
+def _wrong_dtype(report, reader, name, path, dtype, variable):
+    """Record (and say) whether a tensor of `dtype` may not go into `variable`."""
+    takes = _dtype_problem(dtype, variable)
+    if takes is not None:
+        described = _described(reader, name, "stored as")
+        model_dtype = str(variable.dtype)
+        report.wrong_dtype.append((name, path, describe(dtype), model_dtype, takes, described))
+    return takes is not None
+
+
+def _wrong_shape(report, reader, name, path, shape, expected, before_reading):
+    """Record (and say) whether a shape does not fit the weight. Before
+    reading, the declared shape only has to be one load_variable may reshape."""
+    shape = tuple(shape)
+    fits = _may_become(shape, expected) if before_reading else shape == expected
+    if not fits:
+        described = _described(reader, name, "stored as")
+        report.mismatched.append((name, path, shape, expected, described))
+    return not fits

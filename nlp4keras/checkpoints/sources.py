@@ -42,7 +42,10 @@ def _open_folder(path):
     for candidate in _FOLDER_CANDIDATES:
         if os.path.isfile(os.path.join(path, candidate)):
             return _open_file(os.path.join(path, candidate))
-    entries = os.listdir(path)
+    try:
+        entries = os.listdir(path)
+    except OSError as error:
+        raise CheckpointError(f"cannot list checkpoint folder {path}: {error}") from None
     if any(entry.endswith(".index") for entry in entries) or "checkpoint" in entries:
         return TFCheckpointReader(path)
     raise CheckpointError(
@@ -64,6 +67,12 @@ def open_checkpoint(checkpoint):
             f"got {type(checkpoint).__name__}"
         )
     path = os.fspath(checkpoint)
+    if not isinstance(path, str):
+        raise TypeError(f"checkpoint path must be text, got {type(path).__name__} {path!r:.80}")
+    if not path:
+        raise CheckpointError("checkpoint path is empty")
+    if "\0" in path:
+        raise CheckpointError(f"checkpoint path {path!r} contains a NUL character")
     if os.path.isdir(path):
         return _open_folder(path)
     if os.path.isfile(path):

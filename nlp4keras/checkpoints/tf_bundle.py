@@ -12,6 +12,7 @@ used by Google's BERT releases (`bert_model.ckpt.index`, `bert_model.ckpt.data-*
   CRC32C of those lengths (each as a little-endian uint32), then the bytes.
 """
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nlp4keras.checkpoints import crc32c
-from nlp4keras.checkpoints.base import CheckpointReader
+from nlp4keras.checkpoints.base import CheckpointReader, check_addressable
 from nlp4keras.checkpoints.errors import CheckpointError
 from nlp4keras.checkpoints.protobuf_wire import (
     LENGTH_DELIMITED,
@@ -74,6 +75,8 @@ _TF_DTYPES = {dtype.newbyteorder("="): enum for enum, dtype in _NUMPY_DTYPES.ite
 # Slices of partitioned variables are stored under keys starting with a zero byte.
 _SLICE_KEY_START = b"\0"
 _STATE_FILE = "checkpoint"
+# A state file names a few checkpoint paths; anything far larger is something else.
+_MAX_STATE_FILE_BYTES = 1 << 20
 
 
 def data_file_name(prefix, shard, num_shards):
@@ -131,7 +134,8 @@ class TFCheckpointReader(CheckpointReader):
         if entry.dtype == DT_STRING:
             return self._read_strings(name, entry)
         dtype = self._numpy_dtype(name, entry)
-        count = int(np.prod(entry.shape, dtype=np.int64))
+        check_addressable(entry.shape, dtype.itemsize, f"tensor {name!r} in {self.index_path}")
+        count = math.prod(entry.shape)
         if count * dtype.itemsize != entry.size:
             raise CheckpointError(
                 f"corrupt index {self.index_path}: tensor {name!r} of shape {entry.shape}"
@@ -185,18 +189,25 @@ class TFCheckpointReader(CheckpointReader):
         return buffer
 
     def _read_raw(self, name, entry):
-        """The stored bytes of tensor `name`, unchecked."""
-        buffer = bytearray(entry.size)
+        """The stored bytes of tensor `name`, unchecked. The index's offset and
+        size are checked against the data file before anything is allocated."""
         if entry.size == 0:
-            return buffer
+            return bytearray()
         handle = self._data_file(name, entry.shard_id)
+        file_size = os.fstat(handle.fileno()).st_size
+        if entry.offset + entry.size > file_size:
+            raise CheckpointError(
+                f"data file {handle.name} is truncated (or its index corrupt): tensor {name!r}"
+                f" needs bytes {entry.offset}..{entry.offset + entry.size}, but the file has"
+                f" {file_size}"
+            )
+        buffer = bytearray(entry.size)
         handle.seek(entry.offset)
         got = handle.readinto(buffer)
         if got != entry.size:
-            file_size = os.fstat(handle.fileno()).st_size
             raise CheckpointError(
                 f"data file {handle.name} is truncated: tensor {name!r} needs bytes"
-                f" {entry.offset}..{entry.offset + entry.size}, but the file has {file_size}"
+                f" {entry.offset}..{entry.offset + entry.size}, but only {got} could be read"
             )
         return buffer
 
@@ -213,7 +224,7 @@ class TFCheckpointReader(CheckpointReader):
         Its CRC32C covers each length as a little-endian uint32 (uint64 if
         larger), then the stored masked CRC of those lengths, then the bytes.
         """
-        count = int(np.prod(entry.shape, dtype=np.int64))
+        count = math.prod(entry.shape)
         buffer = bytes(self._read_raw(name, entry))
         file_name = data_file_name(self.prefix, entry.shard_id, self.num_shards)
         where = f"string tensor {name!r} in {file_name}"
@@ -259,8 +270,9 @@ def resolve_prefix(path):
 def _prefix_in_folder(folder):
     state_file = os.path.join(folder, _STATE_FILE)
     if os.path.isfile(state_file):
-        with open(state_file, encoding="utf-8") as handle:
-            match = re.search(r'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', handle.read(), re.M)
+        match = re.search(
+            r'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', _read_state_file(state_file), re.M
+        )
         if not match:
             raise CheckpointError(f"{state_file} has no model_checkpoint_path line")
         named = re.sub(r"\\(.)", r"\1", match.group(1))
@@ -281,6 +293,25 @@ def _prefix_in_folder(folder):
             f" expected exactly one *.index file or a {_STATE_FILE!r} file, found {found}"
         )
     return os.path.join(folder, indexes[0][: -len(".index")])
+
+
+def _read_state_file(state_file):
+    """The text of a `checkpoint` state file (a small text proto)."""
+    try:
+        with open(state_file, "rb") as handle:
+            data = handle.read(_MAX_STATE_FILE_BYTES + 1)
+    except OSError as error:
+        raise CheckpointError(f"cannot read {state_file}: {error}") from None
+    if len(data) > _MAX_STATE_FILE_BYTES:
+        raise CheckpointError(
+            f"{state_file} is over {_MAX_STATE_FILE_BYTES} bytes, so not a checkpoint state file"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CheckpointError(
+            f"{state_file} is not a checkpoint state file: not UTF-8 text ({error})"
+        ) from None
 
 
 # -- Index parsing -----------------------------------------------------------------

@@ -19,6 +19,8 @@ Unpickling only records where each tensor lives (storage key, dtype, offset,
 shape, strides); `read(name)` fetches the bytes of that one tensor.
 """
 
+import io
+import math
 import os
 import sys
 import zipfile
@@ -26,12 +28,20 @@ import zlib
 
 import numpy as np
 
-from nlp4keras.checkpoints.base import CheckpointReader
+from nlp4keras.checkpoints.base import CheckpointReader, check_addressable
 from nlp4keras.checkpoints.errors import CheckpointError
 from nlp4keras.checkpoints.torch_pickle import LEGACY_MAGIC, LEGACY_PROTOCOL, TensorRecord, unpickle
 
 # ---------------------------------------------------------------------------
 # Where the storage bytes come from.
+
+# Deflate cannot shrink data by more than about 1032 to 1, so an entry claiming
+# more is lying about its size.
+_MAX_DEFLATE_RATIO = 1032
+_CHUNK = 1 << 20
+# A view may repeat stored elements (a stride of 0, as `expand` makes) only up
+# to this many bytes once copied: beyond it, a tiny file could ask for gigabytes.
+MAX_REPEATED_BYTES = 16 << 20
 
 
 class _ZipStorages:
@@ -42,8 +52,12 @@ class _ZipStorages:
         try:
             self._zip = zipfile.ZipFile(file)
             names = self._zip.namelist()
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
             raise CheckpointError(f"{path} is a truncated or corrupt zip archive: {exc}") from exc
+        self._verified = set()  # entries whose CRC-32 was checked
+        archive_size = os.fstat(file.fileno()).st_size
+        for info in self._zip.infolist():
+            _check_entry_size(path, info, archive_size)
         pickles = [n for n in names if n.split("/")[-1] == "data.pkl" and n.count("/") <= 1]
         if not pickles:
             raise CheckpointError(
@@ -56,43 +70,107 @@ class _ZipStorages:
             if info.filename.startswith(top + "data/")
         }
         self.big_endian = self._entry_text(top + "byteorder", "little") == "big"
-        with self._open(self._zip.getinfo(pickles[0])) as data_pkl:
-            self.root, _ = unpickle(data_pkl, path)
-
-    def _open(self, info):
-        try:
-            return self._zip.open(info)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise CheckpointError(f"cannot read {self._path}: {exc}") from exc
+        data_pkl = self._zip.getinfo(pickles[0])
+        pickled = self._read_entry(data_pkl, 0, data_pkl.file_size, "the pickle")
+        self.root, self.declared = unpickle(io.BytesIO(pickled), path)
 
     def _entry_text(self, name, default):
         if name not in self._zip.NameToInfo:
             return default
-        with self._open(self._zip.getinfo(name)) as entry:
-            return entry.read().decode("ascii", "replace").strip()
+        info = self._zip.getinfo(name)
+        data = self._read_entry(info, 0, min(info.file_size, 64), name)
+        return data.decode("ascii", "replace").strip()
 
-    def read(self, key, start, length, tensor):
+    def _read_entry(self, info, start, length, what):
+        """Bytes start..start+length of a zip entry. The first read of an entry
+        goes through all of it (in chunks) so that zipfile checks its CRC-32 at
+        the end; later reads (tensors sharing a storage) seek to their bytes."""
+        out = bytearray(length)
+        try:
+            with self._zip.open(info) as entry:
+                if info.filename in self._verified:
+                    entry.seek(start)
+                    got = entry.readinto(out) if length else 0
+                else:
+                    got = self._copy_while_checking(entry, start, out)
+                    self._verified.add(info.filename)
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+            zlib.error,
+            ValueError,
+            NotImplementedError,
+        ) as exc:
+            raise CheckpointError(
+                f"cannot read {what} from {self._path}: entry {info.filename} is corrupt ({exc})"
+            ) from exc
+        if got < length:
+            raise CheckpointError(
+                f"{self._path} is truncated: entry {info.filename} holds fewer than its "
+                f"{info.file_size} bytes, so {what} is cut short"
+            )
+        return out
+
+    @staticmethod
+    def _copy_while_checking(entry, start, out):
+        """Read the whole entry, copying bytes start..start+len(out) into `out`;
+        returns how many of them were there."""
+        position, end = 0, start + len(out)
+        while chunk := entry.read(_CHUNK):
+            low, high = max(start, position), min(end, position + len(chunk))
+            if low < high:
+                out[low - start : high - start] = chunk[low - position : high - position]
+            position += len(chunk)
+        return max(0, min(position, end) - start)
+
+    def stored_bytes(self, key, tensor):
+        """Size in bytes of the entry holding storage `key`."""
+        return self._info(key, tensor).file_size
+
+    def _info(self, key, tensor):
         info = self._entries.get(key)
         if info is None:
             raise CheckpointError(
                 f"{self._path}: tensor {tensor!r} uses storage data/{key}, "
                 "which is missing from the archive"
             )
+        return info
+
+    def read(self, key, start, length, tensor):
+        info = self._info(key, tensor)
         _check_room(self._path, tensor, key, start + length, info.file_size)
-        try:
-            with self._zip.open(info) as entry:
-                entry.seek(start)
-                data = entry.read(length)
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-            raise CheckpointError(
-                f"cannot read tensor {tensor!r} from {self._path}: {exc}"
-            ) from exc
-        if len(data) != length:
-            raise CheckpointError(f"{self._path} is truncated: tensor {tensor!r} is cut short")
-        return data
+        return self._read_entry(info, start, length, f"tensor {tensor!r}")
 
     def close(self):
         self._zip.close()
+
+
+def _check_entry_size(path, info, archive_size):
+    """The sizes a zip entry declares must fit the archive (checked before any read)."""
+    where = f"{path}: zip entry {info.filename}"
+    if info.flag_bits & 0x1:
+        raise CheckpointError(f"{where} is encrypted, which torch checkpoints never are")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise CheckpointError(
+            f"{where} uses compression method {info.compress_type}; "
+            "torch checkpoints store entries uncompressed (or deflated)"
+        )
+    if info.header_offset + info.compress_size > archive_size:
+        raise CheckpointError(
+            f"{where} declares {info.compress_size} bytes at offset {info.header_offset}, "
+            f"past the end of the {archive_size}-byte file (truncated?)"
+        )
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        raise CheckpointError(
+            f"{where} is stored uncompressed but declares {info.file_size} bytes "
+            f"while holding {info.compress_size}"
+        )
+    if info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + 64:
+        raise CheckpointError(
+            f"{where} declares {info.file_size} bytes from {info.compress_size} compressed "
+            "bytes, more than deflate can expand to"
+        )
 
 
 class _LegacyStorages:
@@ -109,33 +187,42 @@ class _LegacyStorages:
         sys_info = unpickle(file, path)[0]
         little = not isinstance(sys_info, dict) or sys_info.get("little_endian", True)
         self.big_endian = not little
-        self.root, itemsizes = unpickle(file, path, legacy=True)
+        self.root, self.declared = unpickle(file, path, legacy=True)
         keys = unpickle(file, path)[0]
         if not isinstance(keys, list):
             raise CheckpointError(f"cannot read {path}: bad storage key list")
-        self._spans = self._walk(keys, itemsizes, "little" if little else "big")
+        self._spans = self._walk(keys, "little" if little else "big")
 
-    def _walk(self, keys, itemsizes, byteorder):
+    def _walk(self, keys, byteorder):
         """{key: (file offset, byte length)} for each storage after the pickles."""
         file_size = os.fstat(self._file.fileno()).st_size
         spans = {}
         for key in keys:
-            if key not in itemsizes:
-                raise CheckpointError(f"cannot read {self._path}: storage {key!r} is never used")
+            if key not in self.declared:
+                raise CheckpointError(
+                    f"cannot read {self._path}: storage {key!r:.80} is never used"
+                )
             header = self._file.read(8)
             if len(header) != 8:
                 raise CheckpointError(f"{self._path} is truncated: storage {key!r} is missing")
             count = int.from_bytes(header, byteorder, signed=True)
-            start, length = self._file.tell(), count * itemsizes[key]
+            start, length = self._file.tell(), count * self.declared[key].itemsize
             if count < 0 or start + length > file_size:
-                raise CheckpointError(f"{self._path} is truncated: storage {key!r} is cut short")
+                raise CheckpointError(
+                    f"{self._path} is truncated or corrupt: storage {key!r} declares {count} "
+                    f"elements ({length} bytes) at offset {start}, past the end of the "
+                    f"{file_size}-byte file"
+                )
             spans[key] = (start, length)
             self._file.seek(length, os.SEEK_CUR)
         return spans
 
-    def read(self, key, start, length, tensor):
+    def stored_bytes(self, key, tensor):
         if key not in self._spans:
             raise CheckpointError(f"{self._path}: storage of tensor {tensor!r} is missing")
+        return self._spans[key][1]
+
+    def read(self, key, start, length, tensor):
         file_offset, size = self._spans[key]
         _check_room(self._path, tensor, key, start + length, size)
         self._file.seek(file_offset + start)
@@ -247,18 +334,55 @@ class TorchBinReader(CheckpointReader):
     def shape(self, name):
         return self._record(name).shape
 
+    def dtype(self, name):
+        return self._record(name).dtype
+
     def read(self, name):
         record = self._record(name)
         itemsize = record.dtype.itemsize
-        count = _elements_spanned(record.shape, record.strides)
+        check_addressable(record.shape, itemsize, f"tensor {name!r} in {self.path}")
+        count = math.prod(record.shape)
         if count == 0:
             return np.zeros(record.shape, dtype=record.dtype)
-        data = self._storages.read(record.key, record.byte_offset, count * itemsize, name)
+        span = _elements_spanned(record.shape, record.strides)
+        self._check_repeats(name, record, count, span)
+        start, length = record.byte_offset, span * itemsize
+        self._check_declared_storage(name, record, start + length)
+        data = self._storages.read(record.key, start, length, name)
         data = _native_bytes(data, record.dtype, self._storages.big_endian)
         strides = tuple(stride * itemsize for stride in record.strides)
         # A strided view of the bytes (numpy checks it stays inside them), then a copy.
         view = np.ndarray(record.shape, dtype=record.dtype, buffer=data, strides=strides)
         return np.array(view)
+
+    def _check_repeats(self, name, record, count, span):
+        """A view with more elements than it spans repeats stored ones: allowed
+        only while the copy stays small (see MAX_REPEATED_BYTES)."""
+        if count > span and count * record.dtype.itemsize > MAX_REPEATED_BYTES:
+            raise CheckpointError(
+                f"{self.path}: tensor {name!r} of shape {record.shape} has strides "
+                f"{record.strides}, so its {count} elements repeat {span} stored ones; "
+                f"copying it would take {count * record.dtype.itemsize} bytes, more than "
+                f"the {MAX_REPEATED_BYTES} allowed for such views (a corrupt or hostile file?)"
+            )
+
+    def _check_declared_storage(self, name, record, end):
+        """The tensor must lie inside its storage as the pickle declares it,
+        and that storage inside the bytes the file holds for it."""
+        declared = self._storages.declared[record.key]
+        where = f"{self.path}: tensor {name!r}"
+        if end > record.storage_end:
+            raise CheckpointError(
+                f"{where} needs bytes {record.byte_offset}..{end} of storage "
+                f"{record.key!r}, which is declared with only {record.storage_end} bytes"
+            )
+        stored = self._storages.stored_bytes(record.key, name)
+        _check_room(self.path, name, record.key, end, stored)
+        if declared.nbytes > stored:
+            raise CheckpointError(
+                f"{where}: its storage {record.key!r} declares {declared.numel} elements "
+                f"({declared.nbytes} bytes), but the file holds only {stored} bytes for it"
+            )
 
     def close(self):
         if not self._file.closed:

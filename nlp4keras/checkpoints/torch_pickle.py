@@ -8,7 +8,9 @@ mapped to a harmless stand-in defined in this module; everything else is
 refused. Unpickling only records where each tensor lives (`TensorRecord`).
 """
 
+import io
 import pickle
+import pickletools
 from typing import NamedTuple
 
 import ml_dtypes
@@ -61,6 +63,14 @@ _STORAGE_CLASSES = {
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 
+# torch sizes, strides and offsets are int64.
+_INT64_LIMIT = 1 << 63
+
+
+def numpy_dtype_of(torch_name):
+    """numpy dtype of a torch dtype name ('float32', 'bfloat16'), or None."""
+    return _DTYPES.get(torch_name)
+
 
 # ---------------------------------------------------------------------------
 # Stand-ins returned by the restricted unpickler. Tuples are immutable, so a
@@ -93,6 +103,18 @@ class _Storage(NamedTuple):
     key: str
     dtype: object  # numpy dtype, or None for an untyped storage
     byte_offset: int  # non-zero only for legacy storage views
+    byte_end: int  # where the storage (or legacy view) ends, as the pickle declares it
+
+
+class StorageInfo(NamedTuple):
+    """What the pickle declares about one storage key."""
+
+    itemsize: int
+    numel: int  # elements (bytes for an untyped storage)
+
+    @property
+    def nbytes(self):
+        return self.itemsize * self.numel
 
 
 class TensorRecord(NamedTuple):
@@ -103,10 +125,11 @@ class TensorRecord(NamedTuple):
     byte_offset: int
     shape: tuple
     strides: tuple  # in elements, as torch counts them
+    storage_end: int  # byte in the storage past which the declared storage (view) ends
 
 
 def _is_count(value):
-    return type(value) is int and value >= 0
+    return type(value) is int and 0 <= value < _INT64_LIMIT
 
 
 def _count_tuple(value, what):
@@ -125,14 +148,14 @@ def _new_tensor(storage, offset, shape, strides, dtype):
     if len(shape) != len(strides):
         raise ValueError(f"shape {shape} and strides {strides} differ in length")
     byte_offset = storage.byte_offset + offset * dtype.itemsize
-    return TensorRecord(storage.key, dtype, byte_offset, shape, strides)
+    return TensorRecord(storage.key, dtype, byte_offset, shape, strides, storage.byte_end)
 
 
 def _rebuild_tensor(storage, offset, shape, strides, *_flags_and_metadata):
     """`torch._utils._rebuild_tensor` and `_v2`: the dtype is the storage's."""
-    if not isinstance(storage, _Storage) or storage.dtype is None:
+    if isinstance(storage, _Storage) and storage.dtype is None:
         raise ValueError("tensor rebuilt from an untyped storage without a dtype")
-    return _new_tensor(storage, offset, shape, strides, storage.dtype)
+    return _new_tensor(storage, offset, shape, strides, getattr(storage, "dtype", None))
 
 
 def _rebuild_tensor_v3(storage, offset, shape, strides, _grad, _hooks, dtype, *_meta):
@@ -221,13 +244,14 @@ def _forbidden_global(path, module, name):
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles with stand-ins only; records the item size of every storage key."""
+    """Unpickles with stand-ins only; records what the pickle declares about
+    every storage key (a StorageInfo)."""
 
     def __init__(self, file, path, legacy):
         super().__init__(file)
         self._path = path
         self._legacy = legacy
-        self.itemsizes = {}
+        self.storages = {}
 
     def find_class(self, module, name):
         found = _ALLOWED_GLOBALS.get((module, name))
@@ -241,24 +265,96 @@ class _RestrictedUnpickler(pickle.Unpickler):
         size = 6 if self._legacy else 5
         if not (isinstance(pid, tuple) and len(pid) == size and pid[0] == "storage"):
             raise ValueError(f"unexpected persistent id {pid!r:.80}")
-        storage_type, key, view = pid[1], pid[2], pid[5] if self._legacy else None
+        storage_type, key, numel = pid[1], pid[2], pid[4]
+        view = pid[5] if self._legacy else None
         if not isinstance(storage_type, _StorageType) or not isinstance(key, str):
             raise ValueError(f"bad storage reference {pid!r:.80}")
+        if not _is_count(numel):
+            raise ValueError(f"bad element count {numel!r:.80} of storage {key!r:.80}")
         itemsize = 1 if storage_type.dtype is None else storage_type.dtype.itemsize
-        self.itemsizes[key] = itemsize
-        byte_offset = 0
+        info = StorageInfo(itemsize, numel)
+        if self.storages.setdefault(key, info) != info:
+            raise ValueError(
+                f"storage {key!r:.80} is declared twice, as {self.storages[key]} and {info}"
+            )
+        byte_offset, byte_end = 0, info.nbytes
         if view is not None:
-            if not (isinstance(view, tuple) and len(view) == 3 and _is_count(view[1])):
+            if not (
+                isinstance(view, tuple)
+                and len(view) == 3
+                and _is_count(view[1])
+                and _is_count(view[2])
+            ):
                 raise ValueError(f"bad storage view {view!r:.80}")
             byte_offset = view[1] * itemsize
-        return _Storage(key, storage_type.dtype, byte_offset)
+            byte_end = (view[1] + view[2]) * itemsize
+        return _Storage(key, storage_type.dtype, byte_offset, byte_end)
+
+
+class _Bounded:
+    """A file seen up to byte `end`: a read never asks for more than is left,
+    so no size written in the pickle makes the reader allocate beyond the file."""
+
+    def __init__(self, file, end):
+        self._file = file
+        self._end = end
+
+    def _left(self):
+        return max(0, self._end - self._file.tell())
+
+    def read(self, size=-1):
+        size = self._left() if size is None or size < 0 else min(size, self._left())
+        return self._file.read(size)
+
+    def readline(self, size=-1):
+        size = self._left() if size is None or size < 0 else min(size, self._left())
+        return self._file.readline(size)
+
+    def tell(self):
+        return self._file.tell()
+
+
+# Opcodes that store into the memo slot they name.
+_MEMO_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
+def _prescan(file, end):
+    """Walk the pickle's opcodes without building anything.
+
+    Python's unpickler allocates some objects from sizes written in the
+    stream before reading their bytes (counted bytes, frames) and grows its
+    memo to any index a PUT names. Here every counted payload must lie in the
+    file, a frame must fit in what is left, and a memo index may not exceed
+    the number of opcodes seen (a pickler numbers its memo entries in order).
+    Raises ValueError on any violation or malformed opcode.
+    """
+    for count, (opcode, arg, _pos) in enumerate(pickletools.genops(file)):
+        if opcode.name in _MEMO_PUTS and arg > count:
+            raise ValueError(f"{opcode.name} to memo slot {arg} after only {count} opcodes")
+        if opcode.name == "FRAME" and arg > end - file.tell():
+            raise ValueError(
+                f"a frame of {arg} bytes, but the file has only {end - file.tell()} left"
+            )
+
+
+def _stream_end(file):
+    position = file.tell()
+    end = file.seek(0, io.SEEK_END)
+    file.seek(position)
+    return end
 
 
 def unpickle(file, path, legacy=False):
-    """Returns (object, {storage key: item size}); any failure is a CheckpointError."""
-    unpickler = _RestrictedUnpickler(file, path, legacy)
+    """Returns (object, {storage key: StorageInfo}) for the pickle at the
+    file's position, leaving the file just after it; any failure is a
+    CheckpointError."""
     try:
-        return unpickler.load(), unpickler.itemsizes
+        start, end = file.tell(), _stream_end(file)
+        bounded = _Bounded(file, end)
+        _prescan(bounded, end)
+        file.seek(start)
+        unpickler = _RestrictedUnpickler(bounded, path, legacy)
+        return unpickler.load(), unpickler.storages
     except CheckpointError:
         raise
     except Exception as exc:  # a malformed pickle can fail in many ways

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.backend import infinity
 from nlp4keras.layers.base import Layer, first_mask, linear, serializable
 
@@ -46,6 +47,31 @@ def _fused_kernel_fits(dtype):
     import jax
 
     return jax.default_backend() != "cpu"
+
+
+def _check_input_shapes(input_shape):
+    """Inputs are [q, k, v, *extras]: q, k, v of rank 3 with known feature sizes,
+    k and v of the same length."""
+    shapes = input_shape if isinstance(input_shape, (list, tuple)) else None
+    if not shapes or not all(isinstance(shape, (list, tuple)) for shape in shapes):
+        shapes = None
+    if shapes is None or len(shapes) < 3:
+        raise ValueError(
+            "MultiHeadAttention expects a list of inputs [q, k, v, *masks_or_biases], "
+            f"got input shape {input_shape}"
+        )
+    for name, shape in zip("qkv", shapes[:3]):
+        if len(shape) != 3 or shape[-1] is None:
+            raise ValueError(
+                f"MultiHeadAttention: `{name}` must be [batch, length, features] with known "
+                f"features, got shape {tuple(shape)}"
+            )
+    k_len, v_len = shapes[1][1], shapes[2][1]
+    if k_len is not None and v_len is not None and k_len != v_len:
+        raise ValueError(
+            f"MultiHeadAttention: `k` and `v` must have the same length, got shapes "
+            f"{tuple(shapes[1])} and {tuple(shapes[2])}"
+        )
 
 
 @serializable
@@ -97,14 +123,18 @@ class MultiHeadAttention(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.heads = int(heads)
-        self.head_size = int(head_size)
-        self.out_dim = out_dim
-        self.key_size = int(key_size or head_size)
-        self.use_bias = use_bias
-        self.attention_scale = attention_scale
-        self.attention_dropout = attention_dropout or 0.0
-        self.return_attention_scores = return_attention_scores
+        who = "MultiHeadAttention"
+        self.heads = validation.integer(heads, "heads", who, minimum=1)
+        self.head_size = validation.integer(head_size, "head_size", who, minimum=1)
+        self.out_dim = validation.optional_integer(out_dim, "out_dim", who, minimum=1)
+        key_size = validation.optional_integer(key_size, "key_size", who, minimum=1)
+        self.key_size = self.head_size if key_size is None else key_size
+        self.use_bias = validation.boolean(use_bias, "use_bias", who)
+        self.attention_scale = validation.boolean(attention_scale, "attention_scale", who)
+        self.attention_dropout = validation.probability(attention_dropout, "attention_dropout", who)
+        self.return_attention_scores = validation.boolean(
+            return_attention_scores, "return_attention_scores", who
+        )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.dropout = (
             keras.layers.Dropout(self.attention_dropout) if self.attention_dropout else None
@@ -114,6 +144,7 @@ class MultiHeadAttention(Layer):
         self.recorded_attention_probs = None
 
     def build(self, input_shape):
+        _check_input_shapes(input_shape)
         q_dim, k_dim, v_dim = (shape[-1] for shape in input_shape[:3])
         out_dim = self.out_dim or q_dim
         qk_units = self.heads * self.key_size

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.backend import serializable  # noqa: F401  (re-exported for the layers)
 
 
@@ -12,6 +13,27 @@ class Layer(keras.layers.Layer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True
+
+    # Keras 2's per-call accessors, which bert4keras scripts use on shared
+    # layers (ALBERT) and on a model's inner layers; Keras 3 dropped them.
+    def get_output_at(self, node_index):
+        """The output of this layer's `node_index`-th call (negative: from the last)."""
+        return self._node_tensors(node_index, "output_tensors", "get_output_at")
+
+    def get_input_at(self, node_index):
+        """The input of this layer's `node_index`-th call (negative: from the last)."""
+        return self._node_tensors(node_index, "input_tensors", "get_input_at")
+
+    def _node_tensors(self, node_index, attribute, who):
+        node_index = validation.integer(node_index, "node_index", f"{self.name}.{who}")
+        calls = len(self._inbound_nodes)
+        if not -calls <= node_index < calls:
+            raise ValueError(
+                f"{self.name}.{who}: `node_index` {node_index} is out of range: the layer "
+                f"was called {calls} time(s) on symbolic inputs"
+            )
+        tensors = getattr(self._inbound_nodes[node_index], attribute)
+        return tensors[0] if len(tensors) == 1 else list(tensors)
 
 
 def first_mask(mask):

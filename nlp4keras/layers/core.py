@@ -2,7 +2,9 @@
 
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.layers.base import Layer, serializable
+from nlp4keras.tensor_checks import check_same_shape
 
 
 @serializable
@@ -25,10 +27,19 @@ class TakeToken(Layer):
 
     def __init__(self, index=0, **kwargs):
         super().__init__(**kwargs)
-        self.index = int(index)
+        self.index = validation.integer(index, "index", "TakeToken")
 
     def call(self, inputs):
+        self._check_index(tuple(inputs.shape))
         return inputs[:, self.index]
+
+    def _check_index(self, shape):
+        # JAX would clamp an index out of range silently.
+        if len(shape) < 2:
+            raise ValueError(f"TakeToken expects [batch, steps, ...], got shape {shape}")
+        steps = shape[1]
+        if steps is not None and not -steps <= self.index < steps:
+            raise ValueError(f"TakeToken: `index` {self.index} is out of range for {steps} steps")
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -44,10 +55,13 @@ class TakeToken(Layer):
 
 @serializable
 class Add(Layer):
-    """Element-wise sum whose mask is the AND of the inputs' masks (inputs
-    without a mask do not drop it, unlike keras.layers.Add in Keras 3)."""
+    """Element-wise sum of tensors of one shape (no broadcasting: token and
+    segment ids of different shapes are an error, not a silent broadcast),
+    whose mask is the AND of the inputs' masks (inputs without a mask do not
+    drop it, unlike keras.layers.Add in Keras 3)."""
 
     def call(self, inputs):
+        inputs = check_same_shape(inputs, f"{self.name}: the inputs must have one shape")
         total = inputs[0]
         for x in inputs[1:]:
             total = total + x

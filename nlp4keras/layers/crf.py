@@ -4,8 +4,12 @@ Conventions shared by everything here:
 
 - emissions (a.k.a. nodes, unary scores) are `[batch, steps, num_labels]`;
 - `trans[i, j]` scores the label `i` at step t followed by the label `j` at step t+1;
-- masks are boolean `[batch, steps]`, True on real tokens, padded on the right,
-  with at least one real token per sequence.
+- masks are boolean `[batch, steps]`, True on real tokens, padded on the right
+  (a real token after a padded one is an error). A sequence may be all padding:
+  its loss is 0 and it takes no part in the accuracy.
+- integer labels of real tokens must lie in [0, num_labels); this is checked on
+  every backend, inside compiled `fit` / `evaluate` too (see
+  `nlp4keras.tensor_checks`), while labels on padded positions are ignored.
 
 The CRF and MEMM layers write `PAD_SCORE` (a large finite negative number, not
 -inf, so no NaN can appear) into every label score of a padded position. Their
@@ -18,14 +22,18 @@ weighting a one-value-per-sequence loss with a `[batch, steps]` mask.
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.layers.base import Layer, serializable
 from nlp4keras.layers.crf_ops import (
     PAD_SCORE,
     _check_emissions,
     _label_bias,
-    _labels_like,
-    crf_log_partition,
-    crf_path_score,
+    checked_labels,
+    dense_labels,
+    label_ids,
+    log_partition,
+    path_score,
+    right_padded,
     scores_mask,
     viterbi_decode,
 )
@@ -37,9 +45,9 @@ class _TaggingHead(Layer):
 
     def __init__(self, lr_multiplier=1, **kwargs):
         super().__init__(**kwargs)
-        self.lr_multiplier = float(lr_multiplier)
-        if self.lr_multiplier <= 0:
-            raise ValueError(f"lr_multiplier must be positive, got {lr_multiplier}")
+        self.lr_multiplier = validation.real(
+            lr_multiplier, "lr_multiplier", type(self).__name__, above=0
+        )
         self.num_labels = None  # set by build()
 
     def _add_scaled_weight(self, name, shape):
@@ -79,25 +87,44 @@ class _TaggingHead(Layer):
     def compute_output_spec(self, inputs, mask=None):
         return keras.KerasTensor(inputs.shape, dtype="float32")
 
-    def _checked_scores(self, y_pred):
+    def _who(self, method):
+        return f"{type(self).__name__} {self.name!r}.{method}"
+
+    def _checked_scores(self, y_pred, who):
+        """y_pred as float32 and its right-padded mask of real tokens."""
         # No `self.trans` here: under JAX, Keras computes metrics where the
         # model's variables cannot be read.
         if self.num_labels is None:
             raise ValueError(f"call {self.name} on emissions before using its losses or metrics")
-        _check_emissions(y_pred, self.num_labels, who="y_pred")
-        return ops.cast(y_pred, "float32")
+        y_pred = ops.convert_to_tensor(y_pred)
+        _check_emissions(y_pred, self.num_labels, who=f"{who}: y_pred")
+        y_pred = ops.cast(y_pred, "float32")
+        return y_pred, right_padded(scores_mask(y_pred), who)
+
+    def _labels(self, y_true, y_pred, mask, who):
+        return checked_labels(ops.convert_to_tensor(y_true), y_pred, mask, self.num_labels, who)
 
     def sparse_accuracy(self, y_true, y_pred):
-        """Per-token argmax accuracy over real tokens (integer labels)."""
-        y_pred = self._checked_scores(y_pred)
-        mask = ops.cast(scores_mask(y_pred), "float32")
-        guess = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
-        hits = ops.cast(ops.equal(_labels_like(y_true, y_pred), guess), "float32")
-        return ops.sum(hits * mask) / ops.sum(mask)
+        """Per-token argmax accuracy over the real tokens of the batch (integer
+        labels). A batch without any real token has accuracy 0 (no token, no
+        hit), never NaN; Keras still counts it as one batch in its running mean."""
+        who = self._who("sparse_accuracy")
+        y_pred, mask = self._checked_scores(y_pred, who)
+        return self._accuracy(self._labels(y_true, y_pred, mask, who), y_pred, mask)
 
     def dense_accuracy(self, y_true, y_pred):
-        """`sparse_accuracy` for one-hot labels."""
-        return self.sparse_accuracy(ops.argmax(y_true, axis=-1), y_pred)
+        """`sparse_accuracy` for one-hot labels [batch, steps, num_labels]."""
+        who = self._who("dense_accuracy")
+        y_pred, mask = self._checked_scores(y_pred, who)
+        labels = ops.cast(ops.argmax(dense_labels(y_true, y_pred, who), axis=-1), "int32")
+        return self._accuracy(labels, y_pred, mask)
+
+    @staticmethod
+    def _accuracy(labels, y_pred, mask):
+        mask = ops.cast(mask, "float32")
+        guess = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        hits = ops.cast(ops.equal(labels, guess), "float32")
+        return ops.sum(hits * mask) / ops.maximum(ops.sum(mask), 1.0)
 
     def get_config(self):
         config = super().get_config()
@@ -136,25 +163,28 @@ class ConditionalRandomField(_TaggingHead):
         return self._scaled(self._trans)
 
     def dense_loss(self, y_true, y_pred):
-        """Negative log-likelihood per sequence for one-hot (or soft) labels."""
-        y_pred = self._checked_scores(y_pred)
+        """Negative log-likelihood per sequence for one-hot (or soft) labels
+        [batch, steps, num_labels]; 0 for a sequence that is all padding."""
+        who = self._who("dense_loss")
+        y_pred, mask = self._checked_scores(y_pred, who)
         trans = self.trans
-        mask = scores_mask(y_pred)
         on = ops.cast(mask, "float32")[..., None]
-        y_true = ops.cast(y_true, "float32") * on
+        y_true = dense_labels(y_true, y_pred, who) * on
         emissions = ops.where(mask[..., None], y_pred, 0.0)
         point = ops.sum(y_true * emissions, axis=(1, 2))
         steps = ops.einsum("bti,ij,btj->b", y_true[:, :-1], trans, y_true[:, 1:])
-        return crf_log_partition(y_pred, trans, mask) - (point + steps)
+        return log_partition(emissions, trans, mask) - (point + steps)
 
     def sparse_loss(self, y_true, y_pred):
-        """Negative log-likelihood per sequence for integer labels."""
-        y_pred = self._checked_scores(y_pred)
+        """Negative log-likelihood per sequence for integer labels [batch,
+        steps] (or [batch, steps, 1]); 0 for a sequence that is all padding."""
+        who = self._who("sparse_loss")
+        y_pred, mask = self._checked_scores(y_pred, who)
         trans = self.trans
-        mask = scores_mask(y_pred)
-        labels = ops.where(mask, _labels_like(y_true, y_pred), 0)
-        score = crf_path_score(y_pred, trans, labels, mask)
-        return crf_log_partition(y_pred, trans, mask) - score
+        labels = self._labels(y_true, y_pred, mask, who)
+        emissions = ops.where(mask[..., None], y_pred, 0.0)
+        score = path_score(emissions, trans, labels, mask)
+        return log_partition(emissions, trans, mask) - score
 
 
 @serializable
@@ -180,9 +210,9 @@ class MaximumEntropyMarkovModel(_TaggingHead):
 
     def __init__(self, lr_multiplier=1, hidden_dim=None, **kwargs):
         super().__init__(lr_multiplier=lr_multiplier, **kwargs)
-        if hidden_dim is not None and int(hidden_dim) < 1:
-            raise ValueError(f"hidden_dim must be a positive integer or None, got {hidden_dim}")
-        self.hidden_dim = None if hidden_dim is None else int(hidden_dim)
+        self.hidden_dim = validation.optional_integer(
+            hidden_dim, "hidden_dim", "MaximumEntropyMarkovModel", minimum=1
+        )
 
     def build(self, input_shape):
         num_labels = self._check_input_shape(input_shape)
@@ -201,11 +231,21 @@ class MaximumEntropyMarkovModel(_TaggingHead):
         return ops.matmul(self._scaled(self._l_trans), ops.transpose(self._scaled(self._r_trans)))
 
     def sparse_loss(self, y_true, y_pred):
-        """bert4keras' bidirectional MEMM loss (see the class docstring)."""
-        y_pred = self._checked_scores(y_pred)
+        """bert4keras' bidirectional MEMM loss (see the class docstring); 0 for
+        a sequence that is all padding (and for every one of an all-padding batch)."""
+        who = self._who("sparse_loss")
+        y_pred, mask = self._checked_scores(y_pred, who)
+        return self._loss(self._labels(y_true, y_pred, mask, who), y_pred, mask)
+
+    def dense_loss(self, y_true, y_pred):
+        """`sparse_loss` for one-hot labels [batch, steps, num_labels]."""
+        who = self._who("dense_loss")
+        y_pred, mask = self._checked_scores(y_pred, who)
+        labels = ops.cast(ops.argmax(dense_labels(y_true, y_pred, who), axis=-1), "int32")
+        return self._loss(ops.where(mask, labels, 0), y_pred, mask)
+
+    def _loss(self, labels, y_pred, mask):
         trans = self.trans
-        mask = scores_mask(y_pred)
-        labels = ops.where(mask, _labels_like(y_true, y_pred), 0)
         emissions = ops.where(mask[..., None], y_pred, 0.0)
         # Row t holds the history term for step t: trans[y_{t-1}, :] / trans[:, y_{t+1}].
         from_left = ops.take(trans, labels[:, :-1], axis=0)
@@ -220,11 +260,7 @@ class MaximumEntropyMarkovModel(_TaggingHead):
         total = self._token_nll(forward, labels) + self._token_nll(backward, labels)
         per_sequence = ops.sum(total * valid, axis=1)
         batch = ops.cast(ops.shape(y_pred)[0], "float32")
-        return per_sequence * batch / (2 * ops.sum(valid))
-
-    def dense_loss(self, y_true, y_pred):
-        """`sparse_loss` for one-hot labels."""
-        return self.sparse_loss(ops.argmax(y_true, axis=-1), y_pred)
+        return per_sequence * batch / (2 * ops.maximum(ops.sum(valid), 1.0))
 
     @staticmethod
     def _token_nll(logits, labels):
@@ -255,18 +291,21 @@ class CRFDecoder(Layer):
 
     def __init__(self, crf, starts=None, ends=None, **kwargs):
         super().__init__(**kwargs)
-        if not hasattr(crf, "trans"):
-            raise TypeError(f"CRFDecoder needs a layer with a `trans` matrix, got {crf!r}")
+        if not isinstance(crf, keras.layers.Layer) or not hasattr(type(crf), "trans"):
+            raise TypeError(
+                "CRFDecoder: `crf` must be a ConditionalRandomField or "
+                f"MaximumEntropyMarkovModel layer (a layer with `trans`), got {crf!r}"
+            )
         self.crf = crf
-        self.starts = None if starts is None else [int(i) for i in starts]
-        self.ends = None if ends is None else [int(i) for i in ends]
+        self.starts = label_ids(starts, "starts", "CRFDecoder")
+        self.ends = label_ids(ends, "ends", "CRFDecoder")
 
     def build(self, input_shape):
         if not self.crf.built:
             self.crf.build(input_shape)
         num_labels = int(self.crf.trans.shape[0])
-        _label_bias(self.starts, num_labels, "starts")  # fail early on bad ids
-        _label_bias(self.ends, num_labels, "ends")
+        _label_bias(self.starts, num_labels, "starts", "CRFDecoder")  # fail early on bad ids
+        _label_bias(self.ends, num_labels, "ends", "CRFDecoder")
 
     def call(self, inputs, mask=None):
         scores = ops.cast(inputs, "float32")

@@ -18,19 +18,8 @@ and in the output; the mask passes through unchanged.
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.layers.base import Layer, serializable
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"DGCNN: {name} must be a positive int, got {value!r}")
-    return value
-
-
-def _dropout_rate(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"DGCNN: dropout_rate must be a number in [0, 1), got {value!r}")
-    return float(value)
 
 
 @serializable
@@ -55,11 +44,11 @@ class DGCNN(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.dim = None if dim is None else _positive_int("dim", dim)
-        self.kernel_size = _positive_int("kernel_size", kernel_size)
-        self.dilation_rate = _positive_int("dilation_rate", dilation_rate)
-        self.dropout_rate = _dropout_rate(dropout_rate)
-        self.skip_connect = bool(skip_connect)
+        self.dim = validation.optional_integer(dim, "dim", "DGCNN", minimum=1)
+        self.kernel_size = validation.integer(kernel_size, "kernel_size", "DGCNN", minimum=1)
+        self.dilation_rate = validation.integer(dilation_rate, "dilation_rate", "DGCNN", minimum=1)
+        self.dropout_rate = validation.probability(dropout_rate, "dropout_rate", "DGCNN")
+        self.skip_connect = validation.boolean(skip_connect, "skip_connect", "DGCNN")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.gate_dropout = keras.layers.Dropout(self.dropout_rate, name="gate_dropout")

@@ -3,38 +3,26 @@
 import keras
 from keras import ops
 
+from nlp4keras import validation as check
 from nlp4keras.layers.base import Layer, first_mask, serializable
+from nlp4keras.tensor_checks import check_range
 
 
 def lookup(table, ids, owner):
-    """Rows of `table` for integer `ids`. Negative ids are invalid (never
-    wrapped around): like ids >= len(table) they raise on torch and
-    TensorFlow, and give NaN rows inside a jitted JAX function, which cannot
-    raise."""
+    """Rows of `table` for integer `ids`, each checked to be in [0, rows) on
+    every backend, inside compiled code too (nlp4keras.tensor_checks). With
+    the checks turned off, a negative id is never wrapped around: like an id
+    >= rows it raises on torch and TensorFlow's CPU, and gives a NaN row
+    from a jitted JAX lookup."""
     ids = ops.cast(ids, "int32")
     rows = table.shape[0]
     message = f"{owner}: ids must be in [0, {rows}), got one outside"
-    if keras.backend.backend() == "tensorflow":
-        return ops.take(table, _tensorflow_checked(ids, rows, message), axis=0)
+    ids = check_range(ids, 0, rows, message)
     ids = ops.where(ids < 0, rows, ids)
     try:
         return ops.take(table, ids, axis=0)
     except IndexError as error:
         raise ValueError(message) from error
-
-
-def _tensorflow_checked(ids, rows, message):
-    """`ids`, checked in range: a ValueError when eager, an assertion in a
-    graph (tf.gather itself raises on CPU only: on GPU it gives zero rows)."""
-    import tensorflow as tf
-
-    valid = tf.reduce_all((ids >= 0) & (ids < rows))
-    if tf.executing_eagerly():
-        if not bool(valid):
-            raise ValueError(message)
-        return ids
-    with tf.control_dependencies([tf.debugging.Assert(valid, [message])]):
-        return tf.identity(ids)
 
 
 @serializable
@@ -57,12 +45,15 @@ class Embedding(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.input_dim = int(input_dim)
-        self.output_dim = int(output_dim)
+        who = f"Embedding {self.name!r}"
+        self.input_dim = check.integer(input_dim, "input_dim", who, minimum=1)
+        self.output_dim = check.integer(output_dim, "output_dim", who, minimum=1)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
-        if pad_token_id is None and mask_zero:
+        if pad_token_id is None and check.boolean(mask_zero, "mask_zero", who):
             pad_token_id = 0
-        self.pad_token_id = None if pad_token_id is None else int(pad_token_id)
+        self.pad_token_id = check.optional_integer(
+            pad_token_id, "pad_token_id", who, minimum=0, below=self.input_dim
+        )
 
     def build(self, input_shape=None):
         self.embeddings = self.add_weight(
@@ -97,6 +88,9 @@ class Embedding(Layer):
         return config
 
 
+MERGE_MODES = ("add", "mul", "zero", "concat")
+
+
 @serializable
 class PositionEmbedding(Layer):
     """Learned absolute position embeddings.
@@ -124,17 +118,17 @@ class PositionEmbedding(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if merge_mode not in ("add", "mul", "zero", "concat"):
-            raise ValueError(
-                f"merge_mode must be one of 'add', 'mul', 'zero', 'concat', got {merge_mode!r}"
-            )
-        self.input_dim = int(input_dim)
-        self.output_dim = int(output_dim)
-        self.merge_mode = merge_mode
+        who = f"PositionEmbedding {self.name!r}"
+        self.merge_mode = check.one_of(merge_mode, "merge_mode", MERGE_MODES, who)
+        self.input_dim = check.integer(input_dim, "input_dim", who, minimum=1)
+        self.output_dim = check.integer(output_dim, "output_dim", who, minimum=1)
+        if hierarchical is not None and not isinstance(hierarchical, bool):
+            # alpha = 1 would divide by zero; outside (0, 1) the table is not extended sensibly
+            hierarchical = check.real(hierarchical, "hierarchical", who, above=0, below=1)
         self.hierarchical = hierarchical
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
-        self.custom_position_ids = custom_position_ids
-        self.offset = int(offset)
+        self.custom_position_ids = check.boolean(custom_position_ids, "custom_position_ids", who)
+        self.offset = check.integer(offset, "offset", who, minimum=0, below=self.input_dim)
 
     def build(self, input_shape=None):
         self.embeddings = self.add_weight(

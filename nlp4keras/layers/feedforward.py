@@ -2,6 +2,7 @@
 
 import keras
 
+from nlp4keras import validation
 from nlp4keras.backend import get_activation, resolve_activation
 from nlp4keras.layers.base import Layer, linear, serializable
 
@@ -12,6 +13,8 @@ class FeedForward(Layer):
 
     A list of activations gives a gated unit (GLU): the product of one input
     projection per activation (T5.1.1's gated GELU uses ['gelu', 'linear']).
+    Say 'linear' for no activation (None is refused: it would silently build a
+    linear block).
     Weights in Google checkpoint order: i0 kernel/bias, [i1 ...], o kernel/bias.
     """
 
@@ -19,16 +22,28 @@ class FeedForward(Layer):
         self, units, activation="relu", use_bias=True, kernel_initializer="glorot_uniform", **kwargs
     ):
         super().__init__(**kwargs)
-        self.units = int(units)
+        who = "FeedForward"
+        self.units = validation.integer(units, "units", who, minimum=1)
         activations = activation if isinstance(activation, (list, tuple)) else [activation]
+        if not activations:
+            raise validation.InvalidValue(
+                f"{who}: `activation` must be an activation or a non-empty list of them, "
+                "got an empty list",
+                "activation",
+            )
+        for index, name in enumerate(activations):  # unknown names fail here, not when called
+            argument = "activation" if activations is not activation else f"activation[{index}]"
+            validation.activation(name, argument, who)
         self.activation = [resolve_activation(a) for a in activations]
-        for name in self.activation:
-            get_activation(name)  # an unknown name fails here, not at the first call
-        self.use_bias = use_bias
+        self.use_bias = validation.boolean(use_bias, "use_bias", who)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
         dim = input_shape[-1]
+        if dim is None:
+            raise ValueError(
+                f"FeedForward needs a known feature size, got input shape {tuple(input_shape)}"
+            )
         shapes = [(f"i{n}", dim, self.units) for n in range(len(self.activation))]
         shapes.append(("o", self.units, dim))
         self._projections = []

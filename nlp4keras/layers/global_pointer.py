@@ -10,6 +10,7 @@ import math
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.backend import (
     apply_rotary_position_embeddings,
     infinity,
@@ -42,24 +43,25 @@ class GlobalPointer(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.heads = int(heads)
-        self.head_size = int(head_size)
-        if self.heads < 1 or self.head_size < 1:
-            raise ValueError(
-                f"{type(self).__name__} needs heads >= 1 and head_size >= 1, "
-                f"got heads={heads}, head_size={head_size}"
+        who = type(self).__name__
+        self.heads = validation.integer(heads, "heads", who, minimum=1)
+        self.head_size = validation.integer(head_size, "head_size", who, minimum=1)
+        self.RoPE = validation.boolean(RoPE, "RoPE", who)
+        if self.RoPE and self.head_size % 2:
+            raise validation.InvalidValue(
+                f"{who}: RoPE needs an even head_size (it rotates pairs of channels), "
+                f"got `head_size` {self.head_size}",
+                "head_size",
             )
-        if RoPE and self.head_size % 2:
-            raise ValueError(f"RoPE needs an even head_size, got {head_size}")
-        self.RoPE = bool(RoPE)
-        self.use_bias = bool(use_bias)
-        self.tril_mask = bool(tril_mask)
+        self.use_bias = validation.boolean(use_bias, "use_bias", who)
+        self.tril_mask = validation.boolean(tril_mask, "tril_mask", who)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def _check_input_shape(self, input_shape):
-        if len(input_shape) != 3:
+        if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError(
-                f"{type(self).__name__} expects inputs [batch, n, dim], got shape {input_shape}"
+                f"{type(self).__name__} expects inputs [batch, n, dim] with a known dim, "
+                f"got shape {input_shape}"
             )
 
     def _dense_weights(self, prefix, in_dim, units):

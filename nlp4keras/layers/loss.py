@@ -13,23 +13,37 @@ on JAX the value is dropped (nothing collects it) and on torch it is kept
 until the next call, so `predict` returns the passed-through outputs only.
 """
 
+import numbers
+
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.layers.base import Layer, serializable
 
 
-def _check_output_axis(output_axis):
-    """None, an int, or a list of ints; anything else is an error."""
+def _check_output_axis(output_axis, who):
+    """None, an int, or a non-empty list of ints; anything else is an error."""
     if output_axis is None:
         return None
-    axes = output_axis if isinstance(output_axis, (list, tuple)) else [output_axis]
-    for axis in axes:
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise TypeError(
-                f"output_axis must be None, an int or a list of ints, got {output_axis!r}"
-            )
-    return list(output_axis) if isinstance(output_axis, (list, tuple)) else output_axis
+    if not isinstance(output_axis, (list, tuple)):
+        return _axis(output_axis, "output_axis", who)
+    if not output_axis:
+        raise validation.InvalidValue(
+            f"{who}: `output_axis` must name at least one input (or be None for all), got []",
+            "output_axis",
+        )
+    return [_axis(axis, f"output_axis[{n}]", who) for n, axis in enumerate(output_axis)]
+
+
+def _axis(value, name, who):
+    if not validation.is_integer(value) or not isinstance(value, numbers.Integral):
+        raise validation.InvalidType(
+            f"{who}: `{name}` must be None, an int or a list of ints, got {value!r} "
+            f"({type(value).__name__})",
+            name,
+        )
+    return int(value)
 
 
 @serializable
@@ -42,7 +56,7 @@ class Loss(Layer):
 
     def __init__(self, output_axis=None, **kwargs):
         super().__init__(**kwargs)
-        self.output_axis = _check_output_axis(output_axis)
+        self.output_axis = _check_output_axis(output_axis, type(self).__name__)
 
     def compute_loss(self, inputs, mask=None):
         raise NotImplementedError(

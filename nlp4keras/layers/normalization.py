@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.backend import get_activation, resolve_activation
 from nlp4keras.layers.base import Layer, first_mask, serializable
 
@@ -18,7 +19,9 @@ class LayerNormalization(Layer):
     conditional: inputs are [x, cond]; beta and gamma are shifted by zero-
         initialised projections of `cond` (Conditional LayerNorm, kexue.fm 7124).
         With `hidden_units`, cond is first projected to that size with
-        `hidden_activation`.
+        `hidden_activation` (None means linear there); both are ignored when
+        conditional is False.
+    epsilon: added to the variance, a finite number >= 0.
     Statistics are computed in float32 whatever the compute dtype, and under a
     mixed policy gamma and beta are applied in float32 too (not autocast).
     """
@@ -37,18 +40,23 @@ class LayerNormalization(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.zero_mean = zero_mean
-        self.unit_variance = unit_variance
-        self.offset = offset
-        self.scale = scale
-        self.conditional = conditional
-        self.hidden_units = hidden_units
+        who = "LayerNormalization"
+        self.zero_mean = validation.boolean(zero_mean, "zero_mean", who)
+        self.unit_variance = validation.boolean(unit_variance, "unit_variance", who)
+        self.offset = validation.boolean(offset, "offset", who)
+        self.scale = validation.boolean(scale, "scale", who)
+        self.conditional = validation.boolean(conditional, "conditional", who)
+        self.hidden_units = validation.optional_integer(
+            hidden_units, "hidden_units", who, minimum=1
+        )
+        if hidden_activation is not None:  # fail early on an unknown name
+            validation.activation(hidden_activation, "hidden_activation", who)
         self.hidden_activation = resolve_activation(hidden_activation)
-        get_activation(self.hidden_activation)  # fail early on an unknown name
         self.hidden_initializer = keras.initializers.get(hidden_initializer)
-        self.epsilon = float(epsilon)
+        self.epsilon = validation.real(epsilon, "epsilon", who, minimum=0)
 
     def build(self, input_shape):
+        self._check_input_shape(input_shape)
         x_shape = input_shape[0] if self.conditional else input_shape
         dim = x_shape[-1]
         if self.offset:
@@ -77,6 +85,29 @@ class LayerNormalization(Layer):
             self.gamma_kernel = self.add_weight(
                 name="gamma_kernel", shape=(cond_dim, dim), initializer="zeros"
             )
+
+    def _check_input_shape(self, input_shape):
+        nested = (
+            isinstance(input_shape, (list, tuple))
+            and len(input_shape) > 0
+            and all(isinstance(shape, (list, tuple)) for shape in input_shape)
+        )
+        if self.conditional and not (nested and len(input_shape) == 2):
+            raise ValueError(
+                "LayerNormalization(conditional=True) expects inputs [x, cond], got input "
+                f"shape {input_shape}"
+            )
+        if not self.conditional and nested:
+            raise ValueError(
+                "LayerNormalization got a list of inputs; pass conditional=True for "
+                f"[x, cond], got input shapes {input_shape}"
+            )
+        shapes = input_shape if self.conditional else [input_shape]
+        for shape in shapes:
+            if not shape or shape[-1] is None:
+                raise ValueError(
+                    f"LayerNormalization needs known feature sizes, got input shape {input_shape}"
+                )
 
     def call(self, inputs):
         if not self.conditional:

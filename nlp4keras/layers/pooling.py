@@ -8,9 +8,20 @@ not -inf). The output carries no mask.
 
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.layers.base import Layer, serializable
 
 _DATA_FORMATS = ("channels_last", "channels_first")
+
+
+def _check_mask_shape(name, mask, inputs, steps_axis):
+    """A mask [batch, steps] matching the input's batch and steps (a mismatch
+    could broadcast silently)."""
+    shape = tuple(mask.shape)
+    wanted = (inputs.shape[0], inputs.shape[steps_axis])
+    fits = len(shape) == 2 and all(a is None or b is None or a == b for a, b in zip(shape, wanted))
+    if not fits:
+        raise ValueError(f"{name}: the mask must have shape [batch, steps] = {wanted}, got {shape}")
 
 
 class _GlobalPooling1D(Layer):
@@ -18,12 +29,9 @@ class _GlobalPooling1D(Layer):
 
     def __init__(self, data_format="channels_last", keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        if data_format not in _DATA_FORMATS:
-            raise ValueError(
-                f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}"
-            )
-        self.data_format = data_format
-        self.keepdims = bool(keepdims)
+        who = type(self).__name__
+        self.data_format = validation.one_of(data_format, "data_format", _DATA_FORMATS, who)
+        self.keepdims = validation.boolean(keepdims, "keepdims", who)
 
     @property
     def steps_axis(self):
@@ -37,6 +45,7 @@ class _GlobalPooling1D(Layer):
             )
         if mask is None:
             return self.pool(inputs, None)
+        _check_mask_shape(self.name, mask, inputs, self.steps_axis)
         # [batch, steps] -> broadcastable against the input.
         feature_axis = 3 - self.steps_axis
         valid = ops.expand_dims(ops.cast(mask, "bool"), feature_axis)

@@ -2,6 +2,7 @@
 
 import inspect
 
+from nlp4keras import validation as check
 from nlp4keras.messages import did_you_mean
 from nlp4keras.models.applications import (
     LM_Mask,
@@ -14,9 +15,11 @@ from nlp4keras.models.config import (
     BUILD_ARGUMENTS,
     check_arguments,
     check_model_type,
+    config_origins,
     init_arguments,
     normalize_config,
     read_config_file,
+    with_origin,
 )
 from nlp4keras.models.transformer import Transformer
 
@@ -76,28 +79,35 @@ def build_transformer_model(
 
     constructor_arguments = init_arguments(model_class)
     check_arguments(kwargs, constructor_arguments + list(BUILD_ARGUMENTS))
-    configs = {}
+    check.boolean(return_keras_model, "return_keras_model", "build_transformer_model")
+    configs, origins = {}, {}
     if config_path is not None:
         raw_config = read_config_file(config_path)
         check_model_type(raw_config, model_class, config_path)
-        file_config = normalize_config(raw_config)
-        configs.update({k: v for k, v in file_config.items() if k in constructor_arguments})
-    configs.update(normalize_config(kwargs))
-
-    init_kwargs = {k: v for k, v in configs.items() if k in constructor_arguments}
-    build_kwargs = {k: v for k, v in configs.items() if k in BUILD_ARGUMENTS}
-    missing = [
-        name
-        for name, parameter in inspect.signature(Transformer.__init__).parameters.items()
-        if parameter.default is parameter.empty and name != "self" and name not in init_kwargs
-    ]
-    if missing:
-        raise TypeError(
-            f"build_transformer_model() needs {', '.join(missing)}: give a config_path "
-            "or pass them as keyword arguments"
-        )
-    transformer = model_class(**init_kwargs)
-    transformer.build(**build_kwargs)
+        origins = config_origins(raw_config, config_path)
+    try:
+        if config_path is not None:
+            file_config = normalize_config(raw_config)
+            configs.update({k: v for k, v in file_config.items() if k in constructor_arguments})
+        given = normalize_config(kwargs)
+        configs.update(given)
+        origins = {k: v for k, v in origins.items() if k not in given}
+        init_kwargs = {k: v for k, v in configs.items() if k in constructor_arguments}
+        build_kwargs = {k: v for k, v in configs.items() if k in BUILD_ARGUMENTS}
+        missing = [
+            name
+            for name, parameter in inspect.signature(Transformer.__init__).parameters.items()
+            if parameter.default is parameter.empty and name != "self" and name not in init_kwargs
+        ]
+        if missing:
+            raise TypeError(
+                f"build_transformer_model() needs {', '.join(missing)}: give a config_path "
+                "or pass them as keyword arguments"
+            )
+        transformer = model_class(**init_kwargs)
+        transformer.build(**build_kwargs)
+    except check.ArgumentError as error:
+        raise with_origin(error, origins) from None
     if checkpoint_path is not None:
         transformer.load_weights_from_checkpoint(checkpoint_path)
     return transformer.model if return_keras_model else transformer

@@ -2,6 +2,7 @@
 
 import keras
 
+from nlp4keras import validation as check
 from nlp4keras.backend import get_activation
 from nlp4keras.checkpoints.hf_names import DENSE, NORM, NamingRules
 from nlp4keras.layers import (
@@ -73,6 +74,20 @@ HF_BERT_NAMING = NamingRules(
 )
 
 
+def _head_option(value, name, who):
+    """with_pool / with_mlm: False, True (the default activation) or an activation."""
+    if isinstance(value, bool):
+        return value
+    return check.activation(value, name, who)
+
+
+def _hierarchical(value, who):
+    """hierarchical_position: None / False (off), True (alpha 0.4) or alpha in (0, 1)."""
+    if value is None or isinstance(value, bool):
+        return value
+    return check.real(value, "hierarchical_position", who, above=0, below=1)
+
+
 class BERT(Transformer):
     """BERT / RoBERTa.
 
@@ -105,15 +120,24 @@ class BERT(Transformer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.max_position = int(max_position)
-        self.segment_vocab_size = int(segment_vocab_size or 0)
-        self.with_pool = with_pool or with_nsp
-        self.with_nsp = with_nsp
-        self.with_mlm = with_mlm
-        self.hierarchical_position = hierarchical_position
-        self.custom_position_ids = custom_position_ids
-        self.pad_token_id = int(pad_token_id)
-        self.position_offset = int(position_offset)
+        who = type(self).__name__
+        self.max_position = check.integer(max_position, "max_position", who, minimum=1)
+        self.segment_vocab_size = (
+            0
+            if segment_vocab_size is None
+            else check.integer(segment_vocab_size, "segment_vocab_size", who, minimum=0)
+        )
+        self.with_pool = _head_option(with_pool, "with_pool", who) or with_nsp
+        self.with_nsp = check.boolean(with_nsp, "with_nsp", who)
+        self.with_mlm = _head_option(with_mlm, "with_mlm", who)
+        self.hierarchical_position = _hierarchical(hierarchical_position, who)
+        self.custom_position_ids = check.boolean(custom_position_ids, "custom_position_ids", who)
+        self.pad_token_id = check.optional_integer(
+            pad_token_id, "pad_token_id", who, minimum=0, below=self.vocab_size
+        )
+        self.position_offset = check.integer(
+            position_offset, "position_offset", who, minimum=0, below=self.max_position
+        )
 
     def get_inputs(self):
         def int_input(name):
@@ -136,7 +160,7 @@ class BERT(Transformer):
             conditional=cond is not None,
             hidden_units=hidden_units,
             hidden_activation=hidden_act,
-            hidden_initializer=self.initializer(),
+            hidden_initializer=self.initializer,
             epsilon=self.layer_norm_eps,
             name=name,
         )
@@ -151,7 +175,7 @@ class BERT(Transformer):
             layer=Embedding,
             input_dim=self.vocab_size,
             output_dim=self.embedding_size,
-            embeddings_initializer=self.initializer(),
+            embeddings_initializer=self.initializer,
             pad_token_id=self.pad_token_id,
             name="Embedding-Token",
         )
@@ -161,7 +185,7 @@ class BERT(Transformer):
                 layer=Embedding,
                 input_dim=self.segment_vocab_size,
                 output_dim=self.embedding_size,
-                embeddings_initializer=self.initializer(),
+                embeddings_initializer=self.initializer,
                 name="Embedding-Segment",
             )
             x = self.apply(inputs=[x, s], layer=Add, name="Embedding-Token-Segment")
@@ -172,7 +196,7 @@ class BERT(Transformer):
             output_dim=self.embedding_size,
             merge_mode="add",
             hierarchical=self.hierarchical_position,
-            embeddings_initializer=self.initializer(),
+            embeddings_initializer=self.initializer,
             custom_position_ids=self.custom_position_ids,
             offset=self.position_offset,
             name="Embedding-Position",
@@ -186,7 +210,7 @@ class BERT(Transformer):
                 inputs=x,
                 layer=keras.layers.Dense,
                 units=self.hidden_size,
-                kernel_initializer=self.initializer(),
+                kernel_initializer=self.initializer,
                 name="Embedding-Mapping",
             )
         return x
@@ -212,7 +236,7 @@ class BERT(Transformer):
             out_dim=self.hidden_size,
             key_size=self.attention_key_size,
             attention_dropout=self.attention_dropout_rate,
-            kernel_initializer=self.initializer(),
+            kernel_initializer=self.initializer,
             name=attention_name,
         )
         x = self._residual(inputs, x, attention_name)
@@ -221,7 +245,7 @@ class BERT(Transformer):
             layer=FeedForward,
             units=self.intermediate_size,
             activation=self.hidden_act,
-            kernel_initializer=self.initializer(),
+            kernel_initializer=self.initializer,
             name=feed_forward_name,
         )
         return self._residual(x, y, feed_forward_name)
@@ -236,7 +260,7 @@ class BERT(Transformer):
                 layer=keras.layers.Dense,
                 units=self.hidden_size,
                 activation=get_activation(activation),
-                kernel_initializer=self.initializer(),
+                kernel_initializer=self.initializer,
                 name="Pooler-Dense",
             )
             if self.with_nsp:
@@ -245,7 +269,7 @@ class BERT(Transformer):
                     layer=keras.layers.Dense,
                     units=2,
                     activation="softmax",
-                    kernel_initializer=self.initializer(),
+                    kernel_initializer=self.initializer,
                     dtype="float32",  # probabilities in float32 under mixed precision
                     name="NSP-Proba",
                 )
@@ -256,7 +280,7 @@ class BERT(Transformer):
                 layer=keras.layers.Dense,
                 units=self.embedding_size,
                 activation=get_activation(self.hidden_act),
-                kernel_initializer=self.initializer(),
+                kernel_initializer=self.initializer,
                 name="MLM-Dense",
             )
             x = self._layer_norm(x, "MLM-Norm")

@@ -5,6 +5,7 @@ import inspect
 import json
 import os
 
+from nlp4keras import validation as check
 from nlp4keras.messages import did_you_mean
 
 # Config-file key -> builder argument.
@@ -45,6 +46,13 @@ def init_arguments(model_class):
 
 def read_config_file(config_path):
     """The JSON dict of a config file (or of config.json / bert_config.json in a folder)."""
+    check.instance(
+        config_path,
+        "config_path",
+        (str, os.PathLike),
+        "build_transformer_model",
+        "a path (str or os.PathLike) to a config file or folder",
+    )
     path = os.fspath(config_path)
     if os.path.isdir(path):
         for name in ("config.json", "bert_config.json"):
@@ -101,7 +109,8 @@ def normalize_config(config):
     }
     if config.get("model_type") in _POSITION_OFFSET_TYPES and "position_offset" not in config:
         pad = config.get("pad_token_id")
-        normalized["position_offset"] = (1 if pad is None else int(pad)) + 1
+        pad = 1 if pad is None else check.integer(pad, "pad_token_id", "config", minimum=0)
+        normalized["position_offset"] = pad + 1
     return normalized
 
 
@@ -118,21 +127,18 @@ def check_arguments(kwargs, valid, function="build_transformer_model"):
         )
 
 
-def positive_int(name, value):
-    """`value` as an int > 0, or a TypeError/ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise TypeError(f"{name} must be a whole number, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return int(value)
+def config_origins(raw_config, path):
+    """{builder argument: "key 'k' of <file>"} for the values a config file gave."""
+    return {
+        CONFIG_ALIASES.get(key, key): f"config key {key!r} of {os.fspath(path)}"
+        for key in raw_config
+    }
 
 
-def rate(name, value):
-    """A dropout rate in [0, 1) (None means 0), or an error naming `name`."""
-    if value is None:
-        return 0.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-    return float(value)
+def with_origin(error, origins):
+    """`error` again with where its argument's value came from, when the value
+    came from a config file (validation errors name their argument)."""
+    origin = origins.get(getattr(error, "argument", None))
+    if origin is None:
+        return error
+    return type(error)(f"{error} (from {origin})", error.argument)

@@ -17,11 +17,10 @@ checkpoints load as before and `model.get_layer` still finds them.
 import keras
 import numpy as np
 
-from nlp4keras.backend import get_activation
+from nlp4keras import validation as check
 from nlp4keras.checkpoints.loading import LoadReport, assign_from_checkpoint, open_for_model
 from nlp4keras.initializers import TruncatedNormal
 from nlp4keras.layers import MultiHeadAttention
-from nlp4keras.models.config import positive_int, rate
 from nlp4keras.recompute import (
     RecomputedModel,
     check_layers_not_shared,
@@ -69,43 +68,73 @@ class Transformer:
         initializer_range=0.02,
         recompute=None,
     ):
+        who = type(self).__name__
         if keep_tokens is not None:
+            keep_tokens = check.integer_list(keep_tokens, "keep_tokens", who)
             vocab_size = len(keep_tokens)
         if compound_tokens is not None:
+            compound_tokens = _compound_tokens(compound_tokens, who)
+            vocab_size = check.integer(vocab_size, "vocab_size", who, minimum=0)
             vocab_size += len(compound_tokens)
-        self.vocab_size = positive_int("vocab_size", vocab_size)
-        self.hidden_size = positive_int("hidden_size", hidden_size)
-        self.num_hidden_layers = positive_int("num_hidden_layers", num_hidden_layers)
-        self.num_attention_heads = positive_int("num_attention_heads", num_attention_heads)
+        self.vocab_size = check.integer(vocab_size, "vocab_size", who, minimum=1)
+        self.hidden_size = check.integer(hidden_size, "hidden_size", who, minimum=1)
+        self.num_hidden_layers = check.integer(
+            num_hidden_layers, "num_hidden_layers", who, minimum=1
+        )
+        self.num_attention_heads = check.integer(
+            num_attention_heads, "num_attention_heads", who, minimum=1
+        )
+        attention_head_size = check.optional_integer(
+            attention_head_size, "attention_head_size", who, minimum=1
+        )
         if attention_head_size is None and self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {hidden_size} is not a multiple of num_attention_heads "
-                f"{num_attention_heads}; pass attention_head_size to choose the head size"
+            raise check.InvalidValue(
+                f"{who}: hidden_size {hidden_size} is not a multiple of num_attention_heads "
+                f"{num_attention_heads}; pass attention_head_size to choose the head size",
+                "num_attention_heads",
             )
-        self.attention_head_size = positive_int(
-            "attention_head_size",
-            attention_head_size or self.hidden_size // self.num_attention_heads,
+        self.attention_head_size = (
+            attention_head_size or self.hidden_size // self.num_attention_heads
         )
-        self.attention_key_size = positive_int(
-            "attention_key_size", attention_key_size or self.attention_head_size
+        self.attention_key_size = (
+            check.optional_integer(attention_key_size, "attention_key_size", who, minimum=1)
+            or self.attention_head_size
         )
-        self.intermediate_size = positive_int("intermediate_size", intermediate_size)
-        self.hidden_act = hidden_act
-        get_activation(hidden_act)  # an unknown activation fails here
-        self.dropout_rate = rate("dropout_rate", dropout_rate)
-        self.attention_dropout_rate = rate("attention_dropout_rate", attention_dropout_rate)
-        self.embedding_size = positive_int("embedding_size", embedding_size or hidden_size)
-        self.sequence_length = sequence_length
+        self.intermediate_size = check.integer(
+            intermediate_size, "intermediate_size", who, minimum=1
+        )
+        self.hidden_act = check.activation(hidden_act, "hidden_act", who)
+        self.dropout_rate = check.probability(dropout_rate, "dropout_rate", who)
+        self.attention_dropout_rate = check.probability(
+            attention_dropout_rate, "attention_dropout_rate", who
+        )
+        self.embedding_size = (
+            check.optional_integer(embedding_size, "embedding_size", who, minimum=1)
+            or self.hidden_size
+        )
+        self.sequence_length = check.optional_integer(
+            sequence_length, "sequence_length", who, minimum=1
+        )
         self.keep_tokens = keep_tokens
         self.compound_tokens = compound_tokens
-        self.residual_attention_scores = residual_attention_scores
-        self.ignore_invalid_weights = ignore_invalid_weights
+        self.residual_attention_scores = check.boolean(
+            residual_attention_scores, "residual_attention_scores", who
+        )
+        self.ignore_invalid_weights = check.boolean(
+            ignore_invalid_weights, "ignore_invalid_weights", who
+        )
+        if layers is not None:
+            check.instance(layers, "layers", dict, who, "a dict {name: layer} or None")
         self.layers = {} if layers is None else layers
-        self.prefix = prefix or ""
-        self.name = name or self.family
-        self.layer_norm_eps = float(layer_norm_eps)
-        self.initializer_range = float(initializer_range)
-        self.recompute = recompute_from_env() if recompute is None else bool(recompute)
+        self.prefix = (
+            "" if prefix is None else check.string(prefix, "prefix", who, allow_empty=True)
+        )
+        self.name = self.family if name is None else check.string(name, "name", who)
+        self.layer_norm_eps = check.real(layer_norm_eps, "layer_norm_eps", who, above=0)
+        self.initializer_range = check.real(initializer_range, "initializer_range", who, minimum=0)
+        if recompute is not None:
+            check.boolean(recompute, "recompute", who)
+        self.recompute = recompute_from_env() if recompute is None else recompute
         self.attention_bias = None
         self.position_bias = None
         self.attention_scores = None
@@ -229,8 +258,11 @@ class Transformer:
             return outputs
         return layer(inputs, **arguments)
 
+    @property
     def initializer(self):
-        """A fresh TruncatedNormal(initializer_range) for each new layer."""
+        """A TruncatedNormal(initializer_range), fresh at each access (so layers
+        do not share draws); an initializer object as in bert4keras, where
+        scripts pass `kernel_initializer=bert.initializer`."""
         return TruncatedNormal(stddev=self.initializer_range)
 
     def get_inputs(self):
@@ -292,8 +324,7 @@ class Transformer:
             embeddings = embeddings[np.asarray(self.keep_tokens)]
         if self.compound_tokens is not None:
             extra = []
-            for item in self.compound_tokens:
-                ids, weights = _compound_ids_and_weights(item)
+            for ids, weights in self.compound_tokens:
                 _check_token_ids("compound_tokens", ids, embeddings.shape[0])
                 extra.append(np.average(embeddings[ids], axis=0, weights=weights))
             embeddings = np.concatenate([embeddings, np.stack(extra).astype(embeddings.dtype)], 0)
@@ -343,18 +374,43 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
+def _compound_tokens(compound_tokens, who):
+    """bert4keras' compound_tokens: a list whose items are id lists (the new
+    row is their mean) or (ids, weights) pairs (a weighted mean); as
+    [(ids, weights or None)]."""
+    if isinstance(compound_tokens, (str, bytes, dict)) or not hasattr(compound_tokens, "__iter__"):
+        raise check.InvalidType(
+            f"{who}: `compound_tokens` must be a list of id lists, got {compound_tokens!r}",
+            "compound_tokens",
+        )
+    return [_compound_item(item, index, who) for index, item in enumerate(compound_tokens)]
+
+
+def _compound_item(item, index, who):
+    name = f"compound_tokens[{index}]"
+    is_pair = isinstance(item, (list, tuple)) and len(item) == 2
+    if not (is_pair and isinstance(item[0], (list, tuple, np.ndarray))):
+        return check.integer_list(item, name, who), None
+    ids = check.integer_list(item[0], f"{name} ids", who)
+    weights = item[1]
+    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):
+        raise check.InvalidType(f"{who}: `{name}` weights must be a list of numbers", name)
+    weights = [check.real(w, f"{name} weights", who, minimum=0) for w in weights]
+    if len(weights) != len(ids) or not sum(weights) > 0:
+        raise check.InvalidValue(
+            f"{who}: `{name}` needs one weight >= 0 per id ({len(ids)}) and a positive sum, "
+            f"got {weights}",
+            name,
+        )
+    return ids, weights
+
+
 def _check_token_ids(name, ids, rows):
     bad = [i for i in ids if not 0 <= int(i) < rows]
     if bad:
         raise ValueError(
             f"{name} holds ids outside the checkpoint's {rows}-token vocab: {bad[:10]}"
         )
-
-
-def _compound_ids_and_weights(item):
-    if isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], (list, tuple)):
-        return list(item[0]), list(item[1])
-    return list(item), None
 
 
 __all__ = ["Transformer", "LoadReport"]

@@ -37,26 +37,22 @@ Standard Keras optimizer arguments (weight_decay, clipnorm, global_clipnorm,
 use_ema, gradient_accumulation_steps, ...) pass through **kwargs.
 """
 
-import numbers
 import re
 
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.backend import serializable
+from nlp4keras.optimizers.wrapper_base import (
+    compile_patterns,
+    dense_gradient,
+    learning_rate_argument,
+)
 
 RELATIVE_STEP_CAP = 1e-2  # relative step: min(1e-2, 1/sqrt(t))
 UNSCALED_RELATIVE_FACTOR = 0.05  # relative step without parameter scale
 BETA2_DECAY = -0.8  # default beta2_t = 1 - t^(-0.8)
-
-
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _require(ok, name, value, rule):
-    if not ok:
-        raise ValueError(f"AdaFactor: argument `{name}` must be {rule}, got {value!r}")
 
 
 def factored_axes(shape, min_dim_size):
@@ -109,34 +105,26 @@ class AdaFactor(keras.optimizers.Optimizer):
         exclude_from_parameter_scale=None,
         **kwargs,
     ):
-        if _is_number(learning_rate):
-            _require(learning_rate >= 0, "learning_rate", learning_rate, ">= 0 or None")
-            learning_rate = float(learning_rate)
-        _require(_is_number(beta1) and 0 <= beta1 < 1, "beta1", beta1, "in [0, 1)")
-        _require(
-            beta2 is None or (_is_number(beta2) and 0 <= beta2 < 1),
-            "beta2",
-            beta2,
-            "in [0, 1) or None",
+        who = "AdaFactor"
+        learning_rate = learning_rate_argument(learning_rate, who, allow_none=True)
+        beta1 = validation.real(beta1, "beta1", who, minimum=0, below=1)
+        if beta2 is not None:
+            beta2 = validation.real(beta2, "beta2", who, minimum=0, below=1)
+        epsilon1 = validation.real(epsilon1, "epsilon1", who, above=0)
+        epsilon2 = validation.real(epsilon2, "epsilon2", who, minimum=0)
+        multiply_by_parameter_scale = validation.boolean(
+            multiply_by_parameter_scale, "multiply_by_parameter_scale", who
         )
-        _require(_is_number(epsilon1) and epsilon1 > 0, "epsilon1", epsilon1, "> 0")
-        _require(_is_number(epsilon2) and epsilon2 >= 0, "epsilon2", epsilon2, ">= 0")
-        _require(
-            clipping_threshold is None
-            or (_is_number(clipping_threshold) and clipping_threshold > 0),
-            "clipping_threshold",
-            clipping_threshold,
-            "> 0 or None",
+        if clipping_threshold is not None:
+            clipping_threshold = validation.real(
+                clipping_threshold, "clipping_threshold", who, above=0
+            )
+        min_dim_size_to_factor = validation.integer(
+            min_dim_size_to_factor, "min_dim_size_to_factor", who, minimum=1
         )
-        _require(
-            isinstance(min_dim_size_to_factor, numbers.Integral)
-            and not isinstance(min_dim_size_to_factor, bool)
-            and min_dim_size_to_factor >= 1,
-            "min_dim_size_to_factor",
-            min_dim_size_to_factor,
-            "an integer >= 1",
+        patterns = compile_patterns(
+            exclude_from_parameter_scale, "exclude_from_parameter_scale", who
         )
-        patterns = self._checked_patterns(exclude_from_parameter_scale)
 
         relative_step = learning_rate is None
         if relative_step:
@@ -144,31 +132,12 @@ class AdaFactor(keras.optimizers.Optimizer):
             learning_rate = _RelativeStepSize(factor)
         super().__init__(learning_rate=learning_rate, **kwargs)
         self._relative_step = relative_step
-        self.beta1 = float(beta1)
-        self.beta2 = None if beta2 is None else float(beta2)
-        self.epsilon1 = float(epsilon1)
-        self.epsilon2 = float(epsilon2)
-        self.multiply_by_parameter_scale = bool(multiply_by_parameter_scale)
-        self.clipping_threshold = None if clipping_threshold is None else float(clipping_threshold)
-        self.min_dim_size_to_factor = int(min_dim_size_to_factor)
+        self.beta1, self.beta2 = beta1, beta2
+        self.epsilon1, self.epsilon2 = epsilon1, epsilon2
+        self.multiply_by_parameter_scale = multiply_by_parameter_scale
+        self.clipping_threshold = clipping_threshold
+        self.min_dim_size_to_factor = min_dim_size_to_factor
         self.exclude_from_parameter_scale = patterns
-
-    @staticmethod
-    def _checked_patterns(patterns):
-        if patterns is None:
-            return []
-        if isinstance(patterns, str):
-            patterns = [patterns]
-        patterns = list(patterns)
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except (re.error, TypeError) as error:
-                raise ValueError(
-                    "AdaFactor: argument `exclude_from_parameter_scale` must be a list of "
-                    f"regular expressions, got {pattern!r} ({error})"
-                ) from None
-        return patterns
 
     def _get_current_learning_rate(self):
         # The relative step counts updates, like beta2_t (Keras schedules see
@@ -222,7 +191,7 @@ class AdaFactor(keras.optimizers.Optimizer):
         index = self._get_variable_index(variable)
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
-        grad = ops.cast(gradient, dtype)
+        grad = dense_gradient(gradient, dtype)
         # Both beta2_t and 1 - beta2_t computed directly: 1 - (1 - t^-0.8)
         # in float32 loses ~1e-4 of relative precision at t = 2e4.
         if self.beta2 is None:

@@ -16,8 +16,9 @@ switch to turn the correction off (BERT's original AdamWeightDecay had none).
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.backend import serializable
-from nlp4keras.optimizers.wrapper_base import real_number
+from nlp4keras.optimizers.wrapper_base import dense_gradient, learning_rate_argument
 
 
 @serializable
@@ -31,11 +32,15 @@ class Adam(keras.optimizers.Optimizer):
         bias_correction=True,
         **kwargs,
     ):
+        who = "Adam"
+        learning_rate = learning_rate_argument(learning_rate, who)
+        beta_1 = validation.real(beta_1, "beta_1", who, minimum=0, below=1)
+        beta_2 = validation.real(beta_2, "beta_2", who, minimum=0, below=1)
+        epsilon = validation.real(epsilon, "epsilon", who, minimum=0)
+        bias_correction = validation.boolean(bias_correction, "bias_correction", who)
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self.beta_1 = real_number(beta_1, "beta_1", "Adam", minimum=0, below=1)
-        self.beta_2 = real_number(beta_2, "beta_2", "Adam", minimum=0, below=1)
-        self.epsilon = real_number(epsilon, "epsilon", "Adam", minimum=0)
-        self.bias_correction = bool(bias_correction)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.bias_correction = bias_correction
 
     def build(self, var_list):
         if self.built:
@@ -48,7 +53,7 @@ class Adam(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         dtype = variable.dtype
-        grad = ops.cast(gradient, dtype)
+        grad = dense_gradient(gradient, dtype)
         m, v = self._momentums[index], self._velocities[index]
         self.assign(m, self.beta_1 * m + (1.0 - self.beta_1) * grad)
         self.assign(v, self.beta_2 * v + (1.0 - self.beta_2) * ops.square(grad))

@@ -24,21 +24,12 @@ which stays bounded, and computes c_t without the cancellation of
 (weight_decay, clipnorm, global_clipnorm, use_ema, ...) pass through **kwargs.
 """
 
-import numbers
-
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.backend import serializable
-
-
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _require(ok, name, value, rule):
-    if not ok:
-        raise ValueError(f"AdaX: argument `{name}` must be {rule}, got {value!r}")
+from nlp4keras.optimizers.wrapper_base import dense_gradient, learning_rate_argument
 
 
 @serializable
@@ -46,16 +37,13 @@ class AdaX(keras.optimizers.Optimizer):
     """AdaX; the formulas and defaults are in the module docstring."""
 
     def __init__(self, learning_rate=1e-3, beta_1=0.9, beta_2=1e-4, epsilon=1e-6, **kwargs):
-        if _is_number(learning_rate):
-            _require(learning_rate >= 0, "learning_rate", learning_rate, ">= 0")
-            learning_rate = float(learning_rate)
-        _require(_is_number(beta_1) and 0 <= beta_1 < 1, "beta_1", beta_1, "in [0, 1)")
-        _require(_is_number(beta_2) and beta_2 > 0, "beta_2", beta_2, "> 0")
-        _require(_is_number(epsilon) and epsilon >= 0, "epsilon", epsilon, ">= 0")
+        who = "AdaX"
+        learning_rate = learning_rate_argument(learning_rate, who)
+        beta_1 = validation.real(beta_1, "beta_1", who, minimum=0, below=1)
+        beta_2 = validation.real(beta_2, "beta_2", who, above=0)
+        epsilon = validation.real(epsilon, "epsilon", who, minimum=0)
         super().__init__(learning_rate=learning_rate, **kwargs)
-        self.beta_1 = float(beta_1)
-        self.beta_2 = float(beta_2)
-        self.epsilon = float(epsilon)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
     def build(self, var_list):
         if self.built:
@@ -70,7 +58,7 @@ class AdaX(keras.optimizers.Optimizer):
         index = self._get_variable_index(variable)
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
-        grad = ops.cast(gradient, dtype)
+        grad = dense_gradient(gradient, dtype)
         m, v = self._momentums[index], self._velocities[index]
 
         step = ops.cast(self.iterations + 1, dtype)

@@ -15,12 +15,13 @@ For an EMA kept outside the optimizer see `nlp4keras.callbacks.EMACallback`.
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.optimizers.wrapper_base import (
     check_base_optimizer,
+    check_learning_rate,
     finish_wrapper,
     no_grad,
     read,
-    real_number,
 )
 
 
@@ -71,8 +72,9 @@ def extend_with_exponential_moving_average(BaseOptimizer, name=None):
                 raise ValueError(
                     f"{who}: use_ema=True turns on Keras' own EMA as well; use one of the two"
                 )
-            momentum = real_number(ema_momentum, "ema_momentum", who, minimum=0, below=1)
+            momentum = validation.real(ema_momentum, "ema_momentum", who, minimum=0, below=1)
             super().__init__(*args, ema_momentum=momentum, **kwargs)
+            check_learning_rate(self)
             self._weights_before_ema = None
 
         def build(self, variables):
@@ -104,6 +106,7 @@ def extend_with_exponential_moving_average(BaseOptimizer, name=None):
 
         def apply_ema_weights(self, bias_correction=True):
             """Back up the model's weights and write the averages into them."""
+            validation.boolean(bias_correction, "bias_correction", "apply_ema_weights")
             self._require_built("apply_ema_weights")
             pairs = self._ema_pairs()
             variables = [variable for variable, _ in pairs]

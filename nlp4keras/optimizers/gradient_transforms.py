@@ -24,12 +24,13 @@ import re
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.optimizers.wrapper_base import (
     PACKAGE,
     check_base_optimizer,
+    check_learning_rate,
     compile_patterns,
     finish_wrapper,
-    real_number,
     variable_path,
 )
 
@@ -57,7 +58,7 @@ class ClipByValue(GradientTransform):
     """Clip every gradient entry to [-limit, limit]."""
 
     def __init__(self, limit):
-        self.limit = real_number(limit, "limit", "clip_by_value", minimum=0)
+        self.limit = validation.real(limit, "limit", "clip_by_value", minimum=0)
 
     def __call__(self, gradient, variable):
         return ops.clip(gradient, -self.limit, self.limit)
@@ -71,7 +72,7 @@ class ClipByNorm(GradientTransform):
     """Rescale the variable's gradient to L2 norm <= max_norm."""
 
     def __init__(self, max_norm):
-        self.max_norm = real_number(max_norm, "max_norm", "clip_by_norm", minimum=0)
+        self.max_norm = validation.real(max_norm, "max_norm", "clip_by_norm", minimum=0)
 
     def __call__(self, gradient, variable):
         norm = ops.sqrt(ops.sum(ops.square(gradient)))
@@ -87,7 +88,7 @@ class Scale(GradientTransform):
     """Multiply the gradient by a constant."""
 
     def __init__(self, factor):
-        self.factor = real_number(factor, "factor", "scale")
+        self.factor = validation.real(factor, "factor", "scale")
 
     def __call__(self, gradient, variable):
         return gradient * ops.cast(self.factor, gradient.dtype)
@@ -122,6 +123,7 @@ def extend_with_gradient_transforms(BaseOptimizer, name=None):
     class GradientTransforms(base):
         def __init__(self, *args, gradient_transforms=None, **kwargs):
             super().__init__(*args, **kwargs)
+            check_learning_rate(self)
             self.gradient_transforms = _checked_transforms(gradient_transforms, who)
 
         def update_step(self, gradient, variable, learning_rate):
@@ -156,7 +158,7 @@ def _checked_transforms(transforms, who):
                 f"{who}: each gradient transform must be a (regex, transform) pair, got {item!r}"
             )
         pattern, transform = item
-        (pattern,) = compile_patterns([pattern], "gradient_transforms")
+        (pattern,) = compile_patterns([pattern], "gradient_transforms", who)
         if isinstance(transform, dict):  # from a saved config
             transform = keras.saving.deserialize_keras_object(transform)
         if not callable(transform):

@@ -3,7 +3,8 @@
 import math
 import re
 
-from nlp4keras.optimizers.wrapper_base import real_number, variable_path
+from nlp4keras import validation
+from nlp4keras.optimizers.wrapper_base import variable_path
 
 _BLOCK = re.compile(r"Transformer-(\d+)-")
 _EMBEDDING = re.compile(r"Embedding-")
@@ -26,15 +27,9 @@ def layerwise_lr_multipliers(model, decay=0.9, head_multiplier=1.0, extra=None):
     are left out. Raises ValueError if the keys would match unintended variables.
     """
     who = "layerwise_lr_multipliers"
-    decay = real_number(decay, "decay", who, minimum=0)
-    if decay == 0:
-        raise ValueError(f"{who}: `decay` must be > 0")
-    head_multiplier = real_number(head_multiplier, "head_multiplier", who)
-    extra = dict(extra or {})
-    for substring, multiplier in extra.items():
-        if not isinstance(substring, str) or not substring:
-            raise TypeError(f"{who}: keys of `extra` must be non-empty strings, got {substring!r}")
-        extra[substring] = real_number(multiplier, f"extra[{substring!r}]", who)
+    decay = validation.real(decay, "decay", who, above=0)
+    head_multiplier = validation.real(head_multiplier, "head_multiplier", who, minimum=0)
+    extra = _checked_extra(extra, who)
 
     paths = [variable_path(v) for v in _trainable_variables(model, who)]
     blocks = [int(m.group(1)) for m in map(_BLOCK.search, paths) if m]
@@ -59,6 +54,23 @@ def layerwise_lr_multipliers(model, decay=0.9, head_multiplier=1.0, extra=None):
     schedule = _compress(wanted)
     _check_schedule(schedule, wanted, who)
     return schedule
+
+
+def _checked_extra(extra, who):
+    """{substring: multiplier >= 0} (None for none)."""
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict):
+        raise validation.InvalidType(
+            f"{who}: `extra` must be a dict {{substring: multiplier}}, got {extra!r} "
+            f"({type(extra).__name__})",
+            "extra",
+        )
+    checked = {}
+    for substring, multiplier in extra.items():
+        validation.string(substring, "extra key", who)
+        checked[substring] = validation.real(multiplier, f"extra[{substring!r}]", who, minimum=0)
+    return checked
 
 
 def _trainable_variables(model, who):

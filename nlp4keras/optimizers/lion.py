@@ -14,20 +14,11 @@ read w), so this class only changes the defaults to bert4keras's
 validates the arguments and registers under the "nlp4keras" package.
 """
 
-import numbers
-
 import keras
 
+from nlp4keras import validation
 from nlp4keras.backend import serializable
-
-
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _require(ok, name, value, rule):
-    if not ok:
-        raise ValueError(f"Lion: argument `{name}` must be {rule}, got {value!r}")
+from nlp4keras.optimizers.wrapper_base import learning_rate_argument
 
 
 @serializable
@@ -35,18 +26,12 @@ class Lion(keras.optimizers.Lion):
     """Lion with bert4keras's defaults; see the module docstring."""
 
     def __init__(self, learning_rate=3e-4, beta_1=0.95, beta_2=0.98, weight_decay=None, **kwargs):
-        if _is_number(learning_rate):
-            _require(learning_rate >= 0, "learning_rate", learning_rate, ">= 0")
-            learning_rate = float(learning_rate)
-        _require(_is_number(beta_1) and 0 < beta_1 <= 1, "beta_1", beta_1, "in (0, 1]")
-        _require(_is_number(beta_2) and 0 <= beta_2 <= 1, "beta_2", beta_2, "in [0, 1]")
+        who = "Lion"
+        learning_rate = learning_rate_argument(learning_rate, who)
+        beta_1 = validation.real(beta_1, "beta_1", who, above=0, maximum=1)
+        beta_2 = validation.real(beta_2, "beta_2", who, minimum=0, maximum=1)
         if weight_decay is not None:
-            _require(
-                _is_number(weight_decay) and weight_decay >= 0,
-                "weight_decay",
-                weight_decay,
-                ">= 0 or None",
-            )
+            weight_decay = validation.real(weight_decay, "weight_decay", who, minimum=0)
         super().__init__(
             learning_rate=learning_rate,
             beta_1=beta_1,

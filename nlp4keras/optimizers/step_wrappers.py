@@ -7,22 +7,25 @@ counter by k), and so do the lr schedule, lookahead and EMA. Everything is
 written with `ops.where` on the step counter, so it traces under `jax.jit`.
 """
 
+import numbers
+
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.backend import piecewise_linear
 from nlp4keras.optimizers.wrapper_base import (
     check_base_optimizer,
+    check_learning_rate,
     finish_wrapper,
-    positive_int,
     read,
-    real_number,
 )
 
 
 def extend_with_piecewise_linear_lr(BaseOptimizer, name=None):
     """Multiply the learning rate by `piecewise_linear(iterations, lr_schedule)`.
 
-    New argument: `lr_schedule={0: 1}`, e.g. {1000: 1, 2000: 0.1}: from 0 up to
+    New argument: `lr_schedule={0: 1}` ({update: multiplier}, updates integers
+    >= 0, multipliers finite and >= 0), e.g. {1000: 1, 2000: 0.1}: from 0 up to
     1 over the first 1000 updates (warmup), down to 0.1 at update 2000, then
     constant. `iterations` counts updates made before this one, so the first
     update of {1000: 1} has lr 0, as in bert4keras. The multiplied rate is what
@@ -36,6 +39,7 @@ def extend_with_piecewise_linear_lr(BaseOptimizer, name=None):
     class PiecewiseLinearLR(base):
         def __init__(self, *args, lr_schedule=None, **kwargs):
             super().__init__(*args, **kwargs)
+            check_learning_rate(self)
             self.lr_schedule = _checked_schedule(
                 {0: 1} if lr_schedule is None else lr_schedule, who
             )
@@ -58,19 +62,40 @@ def extend_with_piecewise_linear_lr(BaseOptimizer, name=None):
 
 def _checked_schedule(schedule, who):
     if not isinstance(schedule, dict) or not schedule:
-        raise ValueError(
-            f"{who}: `lr_schedule` must be a non-empty dict {{step: multiplier}}, got {schedule!r}"
+        raise validation.InvalidValue(
+            f"{who}: `lr_schedule` must be a non-empty dict {{step: multiplier}}, got {schedule!r}",
+            "lr_schedule",
         )
     checked = {}
     for step, value in schedule.items():
-        try:
-            step_int = int(step)  # JSON configs store the keys as strings
-        except (TypeError, ValueError):
-            raise ValueError(f"{who}: `lr_schedule` steps must be integers, got {step!r}") from None
-        if step_int < 0 or step_int != float(step):
-            raise ValueError(f"{who}: `lr_schedule` steps must be integers >= 0, got {step!r}")
-        checked[step_int] = real_number(value, f"lr_schedule[{step!r}]", who)
+        step_int = _schedule_step(step, who)
+        if step_int in checked:
+            raise validation.InvalidValue(
+                f"{who}: `lr_schedule` names step {step_int} twice", "lr_schedule"
+            )
+        checked[step_int] = validation.real(value, f"lr_schedule[{step!r}]", who, minimum=0)
     return dict(sorted(checked.items()))
+
+
+def _schedule_step(step, who):
+    """A schedule key as an int >= 0 (JSON configs store the keys as strings)."""
+    number = step
+    if isinstance(step, str):
+        try:
+            number = float(step.strip())
+        except ValueError:
+            number = None
+    elif isinstance(step, bool) or not isinstance(step, numbers.Real):
+        raise validation.InvalidType(
+            f"{who}: `lr_schedule` steps must be integers >= 0, got {step!r} "
+            f"({type(step).__name__})",
+            "lr_schedule",
+        )
+    if number is None or not validation.is_integer(number) or number < 0:
+        raise validation.InvalidValue(
+            f"{who}: `lr_schedule` steps must be integers >= 0, got {step!r}", "lr_schedule"
+        )
+    return int(number)
 
 
 def extend_with_gradient_accumulation(BaseOptimizer, name=None):
@@ -91,7 +116,7 @@ def extend_with_gradient_accumulation(BaseOptimizer, name=None):
 
     class GradientAccumulation(base):
         def __init__(self, *args, grad_accum_steps=2, **kwargs):
-            steps = positive_int(grad_accum_steps, "grad_accum_steps", who)
+            steps = validation.integer(grad_accum_steps, "grad_accum_steps", who, minimum=1)
             native = kwargs.pop("gradient_accumulation_steps", None)
             if native is not None and native != steps:
                 raise ValueError(
@@ -101,6 +126,7 @@ def extend_with_gradient_accumulation(BaseOptimizer, name=None):
             super().__init__(
                 *args, gradient_accumulation_steps=steps if steps > 1 else None, **kwargs
             )
+            check_learning_rate(self)
             self.grad_accum_steps = steps
 
         def get_config(self):
@@ -127,10 +153,13 @@ def extend_with_lookahead(BaseOptimizer, name=None):
     class Lookahead(base):
         def __init__(self, *args, steps_per_slow_update=5, slow_step_size=0.5, **kwargs):
             super().__init__(*args, **kwargs)
-            self.steps_per_slow_update = positive_int(
-                steps_per_slow_update, "steps_per_slow_update", who
+            check_learning_rate(self)
+            self.steps_per_slow_update = validation.integer(
+                steps_per_slow_update, "steps_per_slow_update", who, minimum=1
             )
-            self.slow_step_size = real_number(slow_step_size, "slow_step_size", who, 0, 1)
+            self.slow_step_size = validation.real(
+                slow_step_size, "slow_step_size", who, minimum=0, maximum=1
+            )
 
         def build(self, variables):
             if self.built:

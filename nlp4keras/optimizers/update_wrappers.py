@@ -20,13 +20,14 @@ the rewrites do not commute:
 
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.optimizers.wrapper_base import (
     check_base_optimizer,
+    check_learning_rate,
     compile_patterns,
     finish_wrapper,
     matches_any,
     read,
-    real_number,
     value_before_update,
     variable_path,
 )
@@ -49,10 +50,13 @@ def extend_with_weight_decay(BaseOptimizer, name=None):
     class WeightDecay(base):
         def __init__(self, *args, weight_decay_rate=0.01, exclude_from_weight_decay=None, **kwargs):
             super().__init__(*args, **kwargs)
-            self.weight_decay_rate = real_number(weight_decay_rate, "weight_decay_rate", who, 0)
+            check_learning_rate(self)
+            self.weight_decay_rate = validation.real(
+                weight_decay_rate, "weight_decay_rate", who, minimum=0
+            )
             # Keras optimizers have a method called exclude_from_weight_decay: keep it.
             self._decay_exclusions = compile_patterns(
-                exclude_from_weight_decay, "exclude_from_weight_decay"
+                exclude_from_weight_decay, "exclude_from_weight_decay", who
             )
 
         def update_step(self, gradient, variable, learning_rate):
@@ -88,8 +92,9 @@ def extend_with_layer_adaptation(BaseOptimizer, name=None):
     class LayerAdaptation(base):
         def __init__(self, *args, exclude_from_layer_adaptation=None, **kwargs):
             super().__init__(*args, **kwargs)
+            check_learning_rate(self)
             self.exclude_from_layer_adaptation = compile_patterns(
-                exclude_from_layer_adaptation, "exclude_from_layer_adaptation"
+                exclude_from_layer_adaptation, "exclude_from_layer_adaptation", who
             )
 
         def update_step(self, gradient, variable, learning_rate):
@@ -128,8 +133,9 @@ def extend_with_lazy_optimization(BaseOptimizer, name=None):
     class LazyOptimization(base):
         def __init__(self, *args, include_in_lazy_optimization=None, **kwargs):
             super().__init__(*args, **kwargs)
+            check_learning_rate(self)
             self.include_in_lazy_optimization = compile_patterns(
-                include_in_lazy_optimization, "include_in_lazy_optimization"
+                include_in_lazy_optimization, "include_in_lazy_optimization", who
             )
 
         def update_step(self, gradient, variable, learning_rate):
@@ -151,7 +157,7 @@ def extend_with_lazy_optimization(BaseOptimizer, name=None):
 def extend_with_parameter_wise_lr(BaseOptimizer, name=None):
     """Per-variable learning-rate multipliers.
 
-    New argument: `paramwise_lr_schedule={}`, {substring: multiplier}: the
+    New argument: `paramwise_lr_schedule={}`, {substring: multiplier >= 0}: the
     update of every variable whose `path` contains the substring is multiplied
     by the multiplier (by the product when several substrings match). As in
     bert4keras the update (not the learning rate) is scaled; that is the same
@@ -165,6 +171,7 @@ def extend_with_parameter_wise_lr(BaseOptimizer, name=None):
     class ParameterWiseLR(base):
         def __init__(self, *args, paramwise_lr_schedule=None, **kwargs):
             super().__init__(*args, **kwargs)
+            check_learning_rate(self)
             self.paramwise_lr_schedule = _checked_multipliers(paramwise_lr_schedule, who)
 
         def parameter_lr_multiplier(self, variable):
@@ -195,12 +202,14 @@ def _checked_multipliers(schedule, who):
     if schedule is None:
         return {}
     if not isinstance(schedule, dict):
-        raise TypeError(f"{who}: `paramwise_lr_schedule` must be a dict {{substring: multiplier}}")
+        raise validation.InvalidType(
+            f"{who}: `paramwise_lr_schedule` must be a dict {{substring: multiplier}}, got "
+            f"{schedule!r} ({type(schedule).__name__})",
+            "paramwise_lr_schedule",
+        )
     checked = {}
     for substring, multiplier in schedule.items():
-        if not isinstance(substring, str) or not substring:
-            raise TypeError(
-                f"{who}: `paramwise_lr_schedule` keys must be non-empty strings, got {substring!r}"
-            )
-        checked[substring] = real_number(multiplier, f"paramwise_lr_schedule[{substring!r}]", who)
+        validation.string(substring, "paramwise_lr_schedule key", who)
+        name = f"paramwise_lr_schedule[{substring!r}]"
+        checked[substring] = validation.real(multiplier, name, who, minimum=0)
     return checked

@@ -42,11 +42,12 @@ a variable created outside a layer has its name as path).
 """
 
 import contextlib
-import numbers
 import re
 
 import keras
 from keras import ops
+
+from nlp4keras import validation
 
 PACKAGE = "nlp4keras"
 
@@ -115,23 +116,31 @@ def variable_path(variable):
     return re.sub(r":\d+$", "", path)
 
 
-def compile_patterns(patterns, argument):
+def compile_patterns(patterns, argument, who=None):
     """A list of regular expressions, checked; a single string is one pattern."""
     if patterns is None:
         return []
     if isinstance(patterns, str):
         patterns = [patterns]
+    subject = f"{who}: `{argument}`" if who else argument
+    if not isinstance(patterns, (list, tuple)):
+        raise validation.InvalidType(
+            f"{subject} must be a list of regular expressions, got {patterns!r} "
+            f"({type(patterns).__name__})",
+            argument,
+        )
     checked = []
     for pattern in patterns:
         if not isinstance(pattern, str):
-            raise TypeError(
-                f"{argument} must be a list of regular expressions, got item {pattern!r}"
+            raise validation.InvalidType(
+                f"{subject} must be a list of regular expressions, got item {pattern!r}",
+                argument,
             )
         try:
             re.compile(pattern)
         except re.error as error:
-            raise ValueError(
-                f"{argument}: invalid regular expression {pattern!r}: {error}"
+            raise validation.InvalidValue(
+                f"{subject}: invalid regular expression {pattern!r}: {error}", argument
             ) from None
         checked.append(pattern)
     return checked
@@ -142,28 +151,38 @@ def matches_any(variable, patterns):
     return any(re.search(pattern, path) for pattern in patterns)
 
 
-def real_number(value, argument, who, minimum=None, maximum=None, below=None):
-    """`value` as a float, or a ValueError naming the argument and the rule."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok and minimum is not None:
-        ok = value >= minimum
-    if ok and maximum is not None:
-        ok = value <= maximum
-    if ok and below is not None:
-        ok = value < below
-    if not ok:
-        rules = [f">= {minimum}"] if minimum is not None else []
-        rules += [f"<= {maximum}"] if maximum is not None else []
-        rules += [f"< {below}"] if below is not None else []
-        rule = " and ".join(rules) or "finite"
-        raise ValueError(f"{who}: `{argument}` must be a real number {rule}, got {value!r}")
-    return float(value)
+def dense_gradient(gradient, dtype):
+    """`gradient` as a dense tensor of `dtype`. On TensorFlow the gradient of
+    an embedding lookup is sparse (tf.IndexedSlices), which the update rules'
+    arithmetic does not accept; Keras' own optimizers handle it the same way."""
+    if type(gradient).__name__ == "IndexedSlices":
+        import tensorflow as tf
+
+        gradient = tf.convert_to_tensor(gradient)
+    return ops.cast(gradient, dtype)
 
 
-def positive_int(value, argument, who, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{who}: `{argument}` must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+def learning_rate_argument(value, who, allow_none=False):
+    """A learning rate as an optimizer's constructor takes it: a schedule or a
+    callable (left alone), else a finite number >= 0 (a negative one would
+    train uphill), or None where `allow_none`."""
+    if isinstance(value, keras.optimizers.schedules.LearningRateSchedule) or callable(value):
+        return value
+    if value is None and allow_none:
+        return None
+    return validation.real(value, "learning_rate", who, minimum=0)
+
+
+def check_learning_rate(optimizer):
+    """Refuse a learning rate that the base optimizer took as a number but is
+    negative, NaN or infinite (Keras' own optimizers accept -1.0); schedules
+    and callables are left alone. Read back after the base constructor, so it
+    works whatever the base class and however the rate was passed."""
+    rate = getattr(optimizer, "_learning_rate", None)
+    if isinstance(rate, keras.Variable):
+        value = float(ops.convert_to_numpy(rate.value))
+        shown = float(f"{value:.7g}")  # the float32 variable's digits, not its noise
+        validation.real(shown, "learning_rate", type(optimizer).__name__, minimum=0)
 
 
 def read(variable):

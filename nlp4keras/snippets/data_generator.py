@@ -1,12 +1,14 @@
 """`DataGenerator`: the bert4keras base class for batch generators, usable
 with Keras 3 `model.fit` on every backend, with optional length bucketing."""
 
-import numbers
+import itertools
 import threading
 from collections.abc import Mapping
 
 import keras
 import numpy as np
+
+from nlp4keras import validation
 
 
 class DataGenerator:
@@ -39,16 +41,15 @@ class DataGenerator:
     """
 
     def __init__(self, data, batch_size=32, buffer_size=None, length_fn=None, sort_window=100):
-        _check_count(batch_size, "batch_size")
-        _check_count(sort_window, "sort_window")
-        if buffer_size is not None:
-            _check_count(buffer_size, "buffer_size")
-        if length_fn is not None and not callable(length_fn):
-            raise TypeError(f"length_fn must be callable, got {type(length_fn).__name__}")
+        who = type(self).__name__
+        _check_data(data, who)
+        batch_size = validation.integer(batch_size, "batch_size", who, minimum=1)
+        sort_window = validation.integer(sort_window, "sort_window", who, minimum=1)
+        buffer_size = validation.optional_integer(buffer_size, "buffer_size", who, minimum=1)
+        self.length_fn = validation.callable_or_none(length_fn, "length_fn", who)
         self.data = data
         self.batch_size = batch_size
         self.buffer_size = buffer_size or batch_size * 1000
-        self.length_fn = length_fn
         self.sort_window = sort_window
         # bert4keras attribute: batches per epoch, None for data without a length
         self.steps = -(-len(data) // batch_size) if hasattr(data, "__len__") else None
@@ -65,6 +66,7 @@ class DataGenerator:
         """Yield `(is_end, item)` over one epoch; `is_end` is True for the last
         item. With `random`, the items come shuffled (and length-sorted within
         windows when `length_fn` is set)."""
+        random = validation.boolean(random, "random", f"{type(self).__name__}.sample")
         if not random:
             return _with_end_flags(iter(self.data))
         items = self._shuffled()
@@ -85,6 +87,7 @@ class DataGenerator:
         in the first batch (labels shaped [batch, 1]): Keras would fix each
         dimension of a plain generator from its first two batches, and a later
         batch of another length would fail."""
+        random = validation.boolean(random, "random", f"{type(self).__name__}.forfit")
         return _for_keras(self._forever(random))
 
     def _forever(self, random):
@@ -100,6 +103,7 @@ class DataGenerator:
         """Like `forfit`, but only the inputs, as `model.predict(gen.fortest(),
         steps=len(gen))` takes them: `(batch[0],)` (Keras 3 wants a tuple;
         bert4keras yielded `batch[0]`)."""
+        random = validation.boolean(random, "random", f"{type(self).__name__}.fortest")
         return _for_keras((batch[0],) for batch in self._forever(random))
 
     def to_pydataset(self, random=True, **kwargs):
@@ -111,7 +115,38 @@ class DataGenerator:
         use_multiprocessing, max_queue_size) go to `PyDataset`. On TensorFlow,
         Keras fixes a PyDataset's shapes from its first two batches: use
         `forfit()` there when batch shapes vary."""
+        random = validation.boolean(random, "random", f"{type(self).__name__}.to_pydataset")
         return _EpochDataset(self, random, **kwargs)
+
+    def to_dataset(self, types, shapes, names=None, padded_batch=False):
+        """An endless `tf.data.Dataset` of batches (TensorFlow backend only),
+        as in bert4keras: here `__iter__(random)` yields one sample at a time,
+        e.g. `yield [token_ids, segment_ids], [label]`, and TensorFlow
+        batches `batch_size` shuffled samples.
+
+        `types` gives each tensor's dtype and `shapes` its shape (None for a
+        variable size), nested like the samples. `names` turns the samples
+        into dicts for inputs/outputs named like the model's layers: a str
+        names the whole sample, a tuple of str its parts, and a tuple of
+        tuples the parts of each part. With `padded_batch=True`, each batch
+        is padded with zeros to the longest sample (where the shape has None).
+        One change from bert4keras: a target part named by one name (below,
+        `('Probas',)`) stays a tensor, not a one-key dict, because Keras 3
+        matches targets by name only for models with several outputs.
+
+            dataset = gen.to_dataset(
+                types=[('float32', 'float32'), ('float32',)],
+                shapes=[([None], [None]), ([1],)],
+                names=[('Input-Token', 'Input-Segment'), ('Probas',)],
+                padded_batch=True,
+            )
+            model.fit(dataset, steps_per_epoch=len(gen), epochs=10)
+
+        On JAX and PyTorch this raises RuntimeError: yield batches from
+        `__iter__` and use `forfit()`."""
+        from nlp4keras.snippets.tf_dataset import to_dataset
+
+        return to_dataset(self, types, shapes, names, padded_batch)
 
     def _shuffled(self):
         if self.steps is None:
@@ -202,27 +237,49 @@ def _for_keras(batches):
     return batches
 
 
+PEEKED_BATCHES = 8  # batches looked at to tell fixed size-1 dimensions from lengths
+
+
 def _variable_shape_dataset(batches):
-    """A tf.data.Dataset of the generator's batches (lists made tuples); each
-    tensor's rank, dtype and size-1 dimensions are those of the first batch,
-    its other dimensions variable."""
+    """A tf.data.Dataset of the generator's batches (lists made tuples). Each
+    tensor's rank and dtype are those of the first batch; a dimension is 1
+    where it is 1 in each of the first PEEKED_BATCHES batches (labels [B, 1]:
+    Keras' losses need that static size), variable otherwise (lengths; a
+    batch of one-token sequences first no longer fixes the length to 1)."""
     import tensorflow as tf
 
-    first = [keras.tree.lists_to_tuples(next(batches))]
+    first = [_as_tuples(batch) for batch in itertools.islice(batches, PEEKED_BATCHES)]
+    if not first:
+        raise ValueError("forfit: the generator yielded no batch")
 
-    def spec(array):
-        array = np.asarray(array)
-        shape = [None] + [1 if size == 1 else None for size in array.shape[1:]]
-        return tf.TensorSpec(shape[: array.ndim], tf.as_dtype(array.dtype))
+    def spec(*arrays):
+        shapes = [np.shape(array) for array in arrays]
+        shape = [None] + [
+            1 if all(len(s) == len(shapes[0]) and s[axis] == 1 for s in shapes) else None
+            for axis in range(1, len(shapes[0]))
+        ]
+        shape = shape[: len(shapes[0])]  # a scalar (or None: no labels) has rank 0
+        return tf.TensorSpec(shape, tf.as_dtype(np.asarray(arrays[0]).dtype))
 
-    def generate():
-        if first:
-            yield first.pop()
+    def generate():  # peeked batches once (tf.data calls this again per epoch)
+        while first:
+            yield first.pop(0)
         for batch in batches:
-            yield keras.tree.lists_to_tuples(batch)
+            yield _as_tuples(batch)
 
-    signature = keras.tree.map_structure(spec, first[0])
+    signature = keras.tree.map_structure(spec, *first)
     return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+def _as_tuples(batch):
+    """A batch with lists made tuples and trailing None parts dropped: tf.data
+    cannot carry None, and Keras reads (x,) as (x, None) (no labels: a model
+    that adds its own loss)."""
+    batch = keras.tree.lists_to_tuples(batch)
+    if isinstance(batch, tuple):
+        while batch and batch[-1] is None:
+            batch = batch[:-1]
+    return batch
 
 
 def _with_end_flags(items):
@@ -237,6 +294,9 @@ def _with_end_flags(items):
     yield True, current
 
 
-def _check_count(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+def _check_data(data, who):
+    """`data` must hold items: a list or another iterable (not a str, which
+    would be read one character at a time: pass the items, not a file name)."""
+    if isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
+        what = "a list or an iterable of items (not a str: pass the items, not a file name)"
+        validation.instance(data, "data", (), who, what=what)

@@ -3,8 +3,11 @@
 compiles a bounded set of batch shapes."""
 
 import numbers
+from collections.abc import Mapping, Set
 
 import numpy as np
+
+from nlp4keras import validation
 
 _MODES = ("post", "pre")
 
@@ -38,27 +41,28 @@ def sequence_padding(
 
     `dtype` defaults to the items' dtype (that of `value` when every item is
     empty). Returns an array of shape `(len(inputs), *lengths, *item_tail)`.
+
+    Checked: items hold numbers or strings (not both; None, dicts and sets
+    are errors naming where they are, e.g. `inputs[2][0]`); `value` is a
+    number or a string that the output dtype holds unchanged (an int array
+    is not padded with 1.5 or NaN, nor strings with 0); with `dtype`, the
+    items must fit it too (no cut floats, no overflow).
     """
-    items = list(inputs)
-    if not items:
-        raise ValueError("sequence_padding got no inputs: pass at least one sequence")
-    if mode not in _MODES:
-        raise ValueError(f"mode must be 'post' or 'pre', got {mode!r}")
-    if not _is_int(seq_dims) or seq_dims < 1:
-        raise ValueError(f"seq_dims must be an int >= 1, got {seq_dims!r}")
+    who = "sequence_padding"
+    items = _item_list(inputs, who)
+    mode = validation.one_of(mode, "mode", _MODES, who)
+    seq_dims = validation.integer(seq_dims, "seq_dims", who, minimum=1)
     if length_buckets is not None and multiple_of is not None:
-        raise ValueError("pass length_buckets or multiple_of, not both")
-    lengths = _requested_lengths(length, seq_dims)
-    buckets = _checked_buckets(length_buckets)
-    if multiple_of is not None and (not _is_int(multiple_of) or multiple_of < 1):
-        raise ValueError(f"multiple_of must be an int >= 1, got {multiple_of!r}")
+        raise ValueError(f"{who}: pass length_buckets or multiple_of, not both")
+    lengths = _requested_lengths(length, seq_dims, who)
+    buckets = _checked_buckets(length_buckets, who)
+    multiple_of = validation.optional_integer(multiple_of, "multiple_of", who, minimum=1)
+    if dtype is not None:
+        dtype = _checked_dtype(dtype, who)
 
     extents, leaves, trees = [0] * seq_dims, [], []
     for i, item in enumerate(items):
-        try:
-            trees.append(_measure(item, 0, seq_dims, extents, leaves))
-        except ValueError as error:
-            raise ValueError(f"inputs[{i}]: {error}") from None
+        trees.append(_measure(item, f"inputs[{i}]", 0, seq_dims, extents, leaves))
     for dim in range(seq_dims):
         if lengths[dim] is None:
             lengths[dim] = _round_up(extents[dim], dim, buckets, multiple_of)
@@ -66,6 +70,9 @@ def sequence_padding(
     tail = _common_tail(leaves, seq_dims)
     if dtype is None:
         dtype = _common_dtype(leaves, value)
+    else:
+        _check_castable(leaves, dtype)
+    _check_fill(value, dtype, who)
     out = np.full((len(items), *lengths, *tail), value, dtype=dtype)
     for i, tree in enumerate(trees):
         _place(tree, out[i], 0, seq_dims, lengths, mode == "pre")
@@ -81,54 +88,85 @@ def truncate_sequences(maxlen, indices, *sequences):
     None counts as empty and is returned as None; unlike bert4keras, empty
     lists and None are kept in the result, so it unpacks like the arguments.
     """
-    if not _is_int(maxlen) or maxlen < 0:
-        raise ValueError(f"maxlen must be an int >= 0, got {maxlen!r}")
-    if isinstance(indices, (list, tuple)):
-        if len(indices) != len(sequences):
-            raise ValueError(f"got {len(indices)} indices for {len(sequences)} sequences")
-    else:
-        indices = [indices] * len(sequences)
+    who = "truncate_sequences"
+    maxlen = validation.integer(maxlen, "maxlen", who, minimum=0)
+    indices = _pop_indices(indices, len(sequences), who)
+    for k, sequence in enumerate(sequences):
+        if sequence is not None and (
+            isinstance(sequence, (str, bytes)) or not hasattr(sequence, "__len__")
+        ):
+            raise TypeError(
+                f"{who}: sequence {k} must be a list (or None), got {sequence!r:.60} "
+                f"({type(sequence).__name__})"
+            )
     lengths = [0 if s is None else len(s) for s in sequences]
     while sum(lengths) > maxlen:
         k = lengths.index(max(lengths))
         if not hasattr(sequences[k], "pop"):
             kind = type(sequences[k]).__name__
-            raise TypeError(f"sequences are shortened in place and must be lists, got a {kind}")
+            raise TypeError(
+                f"{who}: sequences are shortened in place and must be lists, "
+                f"got a {kind} (sequence {k})"
+            )
         try:
             sequences[k].pop(indices[k])
         except IndexError:
             raise ValueError(
-                f"cannot pop index {indices[k]} from sequence {k} of length {lengths[k]}"
+                f"{who}: cannot pop index {indices[k]} from sequence {k} of length {lengths[k]}"
             ) from None
         lengths[k] -= 1
     return list(sequences)
 
 
-def _is_int(x):
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+def _pop_indices(indices, count, who):
+    """One int index per sequence."""
+    if isinstance(indices, (list, tuple)):
+        if len(indices) != count:
+            raise ValueError(f"{who}: got {len(indices)} indices for {count} sequences")
+        return [validation.integer(i, f"indices[{k}]", who) for k, i in enumerate(indices)]
+    return [validation.integer(indices, "indices", who)] * count
 
 
-def _requested_lengths(length, seq_dims):
+def _item_list(inputs, who):
+    """`inputs` as a non-empty list of items."""
+    if isinstance(inputs, (str, bytes, Mapping, Set)) or not hasattr(inputs, "__iter__"):
+        raise TypeError(
+            f"{who}: `inputs` must be a list of sequences (lists or arrays), got "
+            f"{inputs!r:.60} ({type(inputs).__name__})"
+        )
+    items = list(inputs)
+    if not items:
+        raise ValueError(f"{who} got no inputs: pass at least one sequence")
+    return items
+
+
+def _requested_lengths(length, seq_dims, who):
     """`length` as a list with one int or None per padded dim."""
-    if length is None or _is_int(length):
-        lengths = [length] * seq_dims
-    else:
+    if isinstance(length, (list, tuple, np.ndarray)):
         lengths = list(length)
         if len(lengths) != seq_dims:
-            raise ValueError(f"length has {len(lengths)} entries, expected seq_dims={seq_dims}")
-    for n in lengths:
-        if n is not None and (not _is_int(n) or n < 0):
-            raise ValueError(f"length entries must be ints >= 0 or None, got {length!r}")
-    return [None if n is None else int(n) for n in lengths]
+            raise ValueError(
+                f"{who}: `length` has {len(lengths)} entries, expected seq_dims={seq_dims}"
+            )
+        names = [f"length[{k}]" for k in range(seq_dims)]
+    else:
+        lengths, names = [length] * seq_dims, ["length"] * seq_dims
+    return [validation.optional_integer(n, name, who, minimum=0) for n, name in zip(lengths, names)]
 
 
-def _checked_buckets(length_buckets):
+def _checked_buckets(length_buckets, who):
     if length_buckets is None:
         return None
-    buckets = sorted(length_buckets)
-    if not buckets or not all(_is_int(b) and b >= 1 for b in buckets):
-        raise ValueError(f"length_buckets must be ints >= 1, got {length_buckets!r}")
-    return buckets
+    return sorted(validation.integer_list(length_buckets, "length_buckets", who, minimum=1))
+
+
+def _checked_dtype(dtype, who):
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(
+            f"{who}: `dtype` {dtype!r} is not a numpy dtype (e.g. 'int32', 'float32')"
+        ) from None
 
 
 def _round_up(longest, dim, buckets, multiple_of):
@@ -147,7 +185,8 @@ def _round_up(longest, dim, buckets, multiple_of):
 
 
 def _as_block(x):
-    """`x` as a regular (non-object) ndarray, or None when it is ragged."""
+    """`x` as a regular (non-object) ndarray, or None when it is ragged or
+    holds other objects."""
     if isinstance(x, np.ndarray):
         return None if x.dtype == object else x
     try:
@@ -157,48 +196,146 @@ def _as_block(x):
     return None if block.dtype == object else block
 
 
-def _measure(x, depth, seq_dims, extents, leaves):
+def _check_entry(x, path, remaining):
+    """Refuse what is neither a sequence nor (past the padded dims) a scalar."""
+    if isinstance(x, (list, tuple, np.ndarray)) or hasattr(x, "__array__"):
+        return
+    if isinstance(x, (str, bytes, numbers.Number)):
+        if remaining <= 0:
+            return
+        wanted = f"a sequence (list or array) nested {remaining} deep"
+    else:
+        wanted = "a sequence (list or array), a number or a string"
+    shown = f"{x!r:.60} ({type(x).__name__})"
+    raise TypeError(f"sequence_padding: {path} is {shown}; expected {wanted}")
+
+
+def _check_not_stringified(x, block, path):
+    """numpy turns [1, 'a'] into ['1', 'a']: refuse numbers among strings."""
+    if not _is_text(block.dtype) or isinstance(x, np.ndarray) or not block.size:
+        return
+    entries = np.asarray(x, dtype=object).ravel()
+    number = next((e for e in entries if not isinstance(e, (str, bytes))), None)
+    if number is not None:
+        raise TypeError(
+            f"sequence_padding: {path} mixes strings and numbers (e.g. {number!r}); "
+            "convert them to one kind"
+        )
+
+
+def _measure(x, path, depth, seq_dims, extents, leaves):
     """Record the extent of `x` along each padded dim; return it as a tree
-    (an ndarray, or a list of subtrees where `x` is ragged)."""
+    (an ndarray, or a list of subtrees where `x` is ragged). `path` names
+    `x` in errors, e.g. 'inputs[3][0]'."""
     remaining = seq_dims - depth
+    _check_entry(x, path, remaining)
     block = _as_block(x)
     if block is not None:
+        _check_not_stringified(x, block, path)
         if block.ndim < remaining and block.size:
             raise ValueError(
-                f"expected a sequence nested {remaining} deep, got shape {block.shape}"
+                f"sequence_padding: {path} has shape {block.shape}, expected a sequence "
+                f"nested {remaining} deep (seq_dims={seq_dims})"
             )
-        for k in range(min(remaining, block.ndim)):
+        for k in range(max(0, min(remaining, block.ndim))):
             extents[depth + k] = max(extents[depth + k], block.shape[k])
-        leaves.append((remaining, block))
+        leaves.append((max(remaining, 0), block, path))
         return block
-    if remaining == 0:
-        raise ValueError(f"dims after the first seq_dims={seq_dims} must have the same shape")
-    children = [_measure(child, depth + 1, seq_dims, extents, leaves) for child in x]
+    children = [
+        _measure(child, f"{path}[{j}]", depth + 1, seq_dims, extents, leaves)
+        for j, child in enumerate(x)
+    ]
+    if remaining <= 0:
+        raise ValueError(
+            f"sequence_padding: {path} is ragged after the first seq_dims={seq_dims} dims, "
+            "which must have the same shape in every item (raise seq_dims to pad them too)"
+        )
     extents[depth] = max(extents[depth], len(children))
     return children
 
 
 def _common_tail(leaves, seq_dims):
     """The shape every item shares after its first `seq_dims` dims."""
-    tails = {block.shape[r:] for r, block in leaves if block.ndim >= r and block.size}
+    tails = {}
+    for r, block, path in leaves:
+        if block.ndim >= r and block.size:
+            tails.setdefault(block.shape[r:], path)
     if len(tails) > 1:
+        (tail_a, path_a), (tail_b, path_b) = list(tails.items())[:2]
         raise ValueError(
-            f"inputs differ in shape after the first seq_dims={seq_dims} dims: {sorted(tails)}"
+            f"sequence_padding: inputs differ in shape after the first seq_dims={seq_dims} "
+            f"dims: {path_a} has {tail_a} there, {path_b} has {tail_b}"
         )
     if tails:
-        return tails.pop()
-    empty_tails = [block.shape[r:] for r, block in leaves if block.ndim >= r]
+        return next(iter(tails))
+    empty_tails = [block.shape[r:] for r, block, _ in leaves if block.ndim >= r]
     return empty_tails[0] if empty_tails else ()
 
 
+def _is_text(dtype):
+    return dtype.kind in "US"
+
+
 def _common_dtype(leaves, value):
-    dtypes = [block.dtype for _, block in leaves if block.size]
-    if not dtypes:
+    filled = [(block.dtype, path) for _, block, path in leaves if block.size]
+    if not filled:
         return np.asarray(value).dtype
-    dtype = np.result_type(*dtypes)
-    if dtype.kind in "US":  # strings: leave room for the padding value
+    texts = [path for dtype, path in filled if _is_text(dtype)]
+    if texts and len(texts) < len(filled):
+        number = next(path for dtype, path in filled if not _is_text(dtype))
+        raise TypeError(
+            f"sequence_padding: inputs mix strings ({texts[0]}) and numbers ({number}); "
+            "convert them to one kind"
+        )
+    dtype = np.result_type(*(dtype for dtype, _ in filled))
+    if _is_text(dtype) and isinstance(value, (str, bytes)):  # leave room for the value
         dtype = np.result_type(dtype, np.asarray(value).dtype)
     return dtype
+
+
+def _fits(array, dtype):
+    """Whether `array` (values, or a 0-d fill value) converts to `dtype`
+    unchanged; float targets may round."""
+    dtype = np.dtype(dtype)
+    if _is_text(array.dtype) != _is_text(dtype):
+        return False
+    if dtype.kind in "fc":
+        return True
+    if _is_text(dtype):  # a narrower string dtype would cut them
+        return bool(np.all(array.astype(dtype) == array))
+    with np.errstate(invalid="ignore", over="ignore"):
+        converted = array.astype(dtype)
+        return bool(np.all(converted.astype(array.dtype) == array))
+
+
+def _check_castable(leaves, dtype):
+    """Items must fit the `dtype` asked for (no cut floats, no overflow)."""
+    for _, block, path in leaves:
+        if block.size and not np.can_cast(block.dtype, dtype) and not _fits(block, dtype):
+            raise ValueError(
+                f"sequence_padding: {path} holds {block.dtype} values that dtype {dtype} "
+                "cannot hold unchanged; pass a wider dtype or convert the inputs"
+            )
+
+
+def _check_fill(value, dtype, who):
+    """`value` must be a scalar that `dtype` holds unchanged."""
+    fill = np.asarray(value) if value is not None else None
+    if fill is None or fill.ndim != 0 or fill.dtype == object:
+        raise TypeError(
+            f"{who}: `value` must be a number or a string to pad with, got {value!r:.60} "
+            f"({type(value).__name__})"
+        )
+    if _is_text(fill.dtype) != _is_text(np.dtype(dtype)):
+        wanted = "a string such as ''" if _is_text(np.dtype(dtype)) else "a number"
+        raise TypeError(
+            f"{who}: `value` {value!r} cannot pad output of dtype {dtype}; pass {wanted}"
+        )
+    if not _fits(fill, dtype):
+        raise ValueError(
+            f"{who}: `value` {value!r} would change in the output dtype {dtype}; pass a "
+            "value that dtype holds, or dtype= a wider one"
+        )
 
 
 def _place(tree, out, depth, seq_dims, lengths, pre):

@@ -10,13 +10,13 @@ in an interactive session), and a script that starts workers needs the usual
 `if __name__ == "__main__":` guard. With `dummy=True`, threads run `func` and
 any callable works.
 
-This file imports only the standard library: worker processes run it by path
-(runpy) rather than importing the nlp4keras package, which would import Keras
-and its backend, seconds per worker, before doing any work.
+This file imports only the standard library at its top: worker processes run
+it by path (runpy) rather than importing the nlp4keras package, which would
+import Keras and its backend, seconds per worker, before doing any work. The
+argument checks import `nlp4keras.validation` when called, in the parent.
 """
 
 import multiprocessing
-import numbers
 import os
 import pickle
 import queue
@@ -70,21 +70,41 @@ def parallel_apply_generator(
 
     `func` must be defined at module level (not a lambda or nested function).
     """
+    return _start(
+        func,
+        iterable,
+        workers,
+        max_queue_size,
+        dummy,
+        random_seeds,
+        start_method,
+        "parallel_apply_generator",
+    )
+
+
+def _start(func, iterable, workers, max_queue_size, dummy, random_seeds, start_method, who):
+    """Check the arguments (naming `who` in errors); the generator of results."""
+    from nlp4keras import validation  # here, not at the top: see the module docstring
+
     if not callable(func):
-        raise TypeError(f"func must be callable, got {type(func).__name__}")
-    _check_count(workers, "workers")
-    _check_count(max_queue_size, "max_queue_size")
+        validation.instance(func, "func", (), who, what="callable")
+    if not hasattr(iterable, "__iter__"):
+        validation.instance(iterable, "iterable", (), who, what="an iterable of items")
+    workers = validation.integer(workers, "workers", who, minimum=1)
+    max_queue_size = validation.integer(max_queue_size, "max_queue_size", who, minimum=1)
+    dummy = validation.boolean(dummy, "dummy", who)
     if dummy:
         if not (random_seeds is True or random_seeds is False or random_seeds is None):
             raise ValueError(
-                "random_seeds must be True, False or None with dummy=True: threads share "
-                "one random state; use worker processes (dummy=False) for per-worker seeds"
+                f"{who}: `random_seeds` must be True, False or None with dummy=True, got "
+                f"{random_seeds!r}: threads share one random state; use worker processes "
+                "(dummy=False) for per-worker seeds"
             )
         make_pool = lambda: _ThreadPool(func, workers)
     else:
+        context = _context(start_method, who)
+        seeds = _worker_seeds(random_seeds, workers, who)
         func_payload = _pickle_func(func)
-        context = _context(start_method)
-        seeds = _worker_seeds(random_seeds, workers)
         make_pool = lambda: _ProcessPool(func_payload, seeds, context)
     return _generate(make_pool, iterable, max_queue_size + workers)
 
@@ -107,8 +127,13 @@ def parallel_apply(
     result in that order and returns None. Worker processes start with
     'spawn': call it under `if __name__ == "__main__":` in a script.
     """
-    generator = parallel_apply_generator(
-        func, iterable, workers, max_queue_size, dummy, random_seeds, start_method
+    from nlp4keras import validation  # here, not at the top: see the module docstring
+
+    who = "parallel_apply"
+    callback = validation.callable_or_none(callback, "callback", who)
+    unordered = validation.boolean(unordered, "unordered", who)
+    generator = _start(
+        func, iterable, workers, max_queue_size, dummy, random_seeds, start_method, who
     )
     try:
         pairs = generator if unordered else _in_input_order(generator)
@@ -154,11 +179,6 @@ def _in_input_order(pairs):
             next_index += 1
 
 
-def _check_count(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-
-
 def _pickle_func(func):
     try:
         return pickle.dumps(func, pickle.HIGHEST_PROTOCOL)
@@ -170,29 +190,39 @@ def _pickle_func(func):
         ) from error
 
 
-def _context(start_method):
+def _context(start_method, who):
+    from nlp4keras import validation
+
     methods = multiprocessing.get_all_start_methods()
-    if start_method not in methods:
-        raise ValueError(f"start_method must be one of {methods}, got {start_method!r}")
+    validation.one_of(start_method, "start_method", methods, who)
     return multiprocessing.get_context(start_method)
 
 
-def _worker_seeds(random_seeds, workers):
+def _worker_seeds(random_seeds, workers, who="parallel_apply"):
     """One seed (or None: leave the generators alone) per worker process."""
+    from nlp4keras import validation
+
     if random_seeds is True:
         return random.SystemRandom().sample(range(_MAX_SEED), workers)  # distinct
     if random_seeds is False or random_seeds is None:
         return [None] * workers
-    if isinstance(random_seeds, numbers.Integral):
-        seeds = [int(random_seeds) + k for k in range(workers)]
-    else:
-        seeds = list(random_seeds)
-        if len(seeds) != workers:
-            raise ValueError(f"random_seeds has {len(seeds)} seeds for {workers} workers")
-    for seed in seeds:
-        if not isinstance(seed, numbers.Integral) or not 0 <= seed < _MAX_SEED:
-            raise ValueError(f"random seeds must be ints in [0, 2**32), got {seed!r}")
-    return [int(seed) for seed in seeds]
+    if validation.is_integer(random_seeds):  # worker k gets random_seeds + k
+        first = validation.integer(
+            random_seeds, "random_seeds", who, minimum=0, maximum=_MAX_SEED - workers
+        )
+        return [first + k for k in range(workers)]
+    if isinstance(random_seeds, (str, bytes, dict)) or not hasattr(random_seeds, "__len__"):
+        what = "True, False, None, an int or a list of ints"
+        validation.instance(random_seeds, "random_seeds", (), who, what=what)
+    random_seeds = list(random_seeds)
+    if len(random_seeds) != workers:
+        raise ValueError(
+            f"{who}: `random_seeds` has {len(random_seeds)} seeds for {workers} workers"
+        )
+    return [
+        validation.integer(seed, f"random_seeds[{k}]", who, minimum=0, below=_MAX_SEED)
+        for k, seed in enumerate(random_seeds)
+    ]
 
 
 def _seed_generators(seed):

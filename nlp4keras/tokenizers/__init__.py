@@ -2,8 +2,17 @@
 and SentencePiece (`SpTokenizer`)."""
 
 from nlp4keras.tokenizers.base import TokenizerBase
+from nlp4keras.tokenizers.checks import TextError, TokenIdError
 from nlp4keras.tokenizers.sentencepiece import SpTokenizer
 from nlp4keras.tokenizers.vocab import load_vocab, save_vocab
 from nlp4keras.tokenizers.wordpiece import Tokenizer
 
-__all__ = ["load_vocab", "save_vocab", "SpTokenizer", "Tokenizer", "TokenizerBase"]
+__all__ = [
+    "load_vocab",
+    "save_vocab",
+    "SpTokenizer",
+    "TextError",
+    "Tokenizer",
+    "TokenizerBase",
+    "TokenIdError",
+]

@@ -7,7 +7,14 @@ is built.
 import operator
 import os
 
-from nlp4keras.tokenizers.base import TokenizerBase, _check_text
+from nlp4keras import validation
+from nlp4keras.tokenizers.base import TokenizerBase
+from nlp4keras.tokenizers.checks import (
+    TextError,
+    check_text,
+    lone_surrogate,
+    token_list,
+)
 
 _BOUNDARY = "\u2581"  # '▁', SentencePiece's mark for a word boundary (a space)
 
@@ -48,14 +55,24 @@ class SpTokenizer(TokenizerBase):
     '<mask>' piece (else ''); their ids are None when absent.
     `pre_tokenize` splits the text into words that the model then sees
     joined by spaces, as in bert4keras.
+
+    Text with a lone surrogate ('\\ud800'), which SentencePiece cannot take,
+    raises `TextError` (a ValueError) naming its position. `decode`,
+    `id_to_token` and `ids_to_tokens` raise `TokenIdError` (a ValueError) for
+    an id outside [0, vocab size).
     """
 
     def __init__(self, sp_model_path, token_start=None, token_end="</s>", **kwargs):
+        who = type(self).__name__
+        validation.instance(
+            sp_model_path, "sp_model_path", (str, os.PathLike), who, what="a file path"
+        )
         super().__init__(token_start=token_start, token_end=token_end, **kwargs)
         path = os.fspath(sp_model_path)
         self.sp_model = _load_model(path)
         sp = self.sp_model
         self._vocab_size = sp.get_piece_size()
+        self._id_range = (0, self._vocab_size - 1, False)
         self._offset_mapping = _has_offset_mapping(sp)
         self._vanishes = {}  # character -> whether the model's normaliser deletes it
         self._token_pad = sp.id_to_piece(sp.pad_id()) if self._is_id(sp.pad_id()) else ""
@@ -72,23 +89,38 @@ class SpTokenizer(TokenizerBase):
             token = getattr(self, f"_token_{name}")
             token_id = sp.piece_to_id(token) if token and self._has_piece(token) else None
             setattr(self, f"_token_{name}_id", token_id)
+        for source, target in self._token_translate.items():
+            if not self._has_piece(target):
+                raise ValueError(
+                    f"{who}: `token_translate` maps {source!r} to {target!r}, which is not "
+                    f"a piece of the SentencePiece model {path}"
+                )
 
     def token_to_id(self, token):
         """The id of piece `token`; the unk id for anything else."""
-        return self.sp_model.piece_to_id(token)
+        try:
+            return self.sp_model.piece_to_id(token)
+        except TypeError:  # not a str, or one holding a lone surrogate
+            who = self._who("token_to_id")
+            check_text(token, "token", who)
+            position = lone_surrogate(token)
+            if position is None:
+                raise
+            raise TextError(token, position, "token", who) from None
 
     def id_to_token(self, i):
-        i = operator.index(i)
-        if not self._is_id(i):
-            raise IndexError(f"token id {i} is out of range for {self._vocab_size} pieces")
-        return self.sp_model.id_to_piece(i)
+        """The piece of id `i`; an id outside the vocab raises `TokenIdError`."""
+        return self.sp_model.id_to_piece(self._checked_id(i, self._who("id_to_token")))
 
     def decode(self, ids):
-        """Text of `ids`: undecodable ids dropped (special pieces, ids out of
-        range), `token_translate` undone, pieces joined by SentencePiece."""
-        tokens = [self.sp_model.id_to_piece(int(i)) for i in ids if self._is_decodable(i)]
+        """Text of `ids`: special pieces (control, unknown, unused) dropped,
+        `token_translate` undone, pieces joined by SentencePiece. An id
+        outside [0, vocab size) raises `TokenIdError` (a ValueError)."""
+        ids = self._checked_ids(ids, "ids", self._who("decode"))
+        sp = self.sp_model
+        tokens = [sp.id_to_piece(i) for i in ids if not self._is_special(i)]
         tokens = [self._token_translate_inv.get(token) or token for token in tokens]
-        return self.sp_model.decode_pieces(tokens)
+        return sp.decode_pieces(tokens)
 
     def rematch(self, text, tokens):
         """For each token, the indices of the characters of `text` it covers.
@@ -103,9 +135,14 @@ class SpTokenizer(TokenizerBase):
         the pieces of `text` by id; if truncation makes that ambiguous (a
         repeated piece), the earliest pieces are taken.
         """
-        _check_text(text)
-        ids, spans = self._ids_and_spans(text)
-        token_ids = [self._text_token_id(token) for token in tokens]
+        who = self._who("rematch")
+        check_text(text, "text", who)
+        tokens = token_list(tokens, "tokens", who)
+        try:
+            ids, spans = self._ids_and_spans(text)
+            token_ids = [self._text_token_id(token) for token in tokens]
+        except TextError as error:
+            raise error.named(text, "text", who) from None
         content = [i for i, token_id in enumerate(token_ids) if token_id is not None]
         matches = _match(ids, [token_ids[i] for i in content])
         mapping = [[] for _ in tokens]
@@ -116,8 +153,8 @@ class SpTokenizer(TokenizerBase):
 
     def _tokenize(self, text):
         if self._pre_tokenize is not None:
-            text = " ".join(self._pre_tokenize(text))
-        return self.sp_model.encode_as_pieces(text)
+            text = " ".join(self._pre_tokenized(text))
+        return _with_text(self.sp_model.encode_as_pieces, text)
 
     def _is_special(self, i):
         """Whether id `i` is a control, unknown or unused piece."""
@@ -131,8 +168,13 @@ class SpTokenizer(TokenizerBase):
     def _is_id(self, i):
         return 0 <= i < self._vocab_size
 
+    _is_known_id = _is_id
+
+    def _all_known(self, ids):
+        return not ids or (min(ids) >= 0 and max(ids) < self._vocab_size)
+
     def _has_piece(self, token):
-        return self.sp_model.id_to_piece(self.sp_model.piece_to_id(token)) == token
+        return self.sp_model.id_to_piece(self.token_to_id(token)) == token
 
     def _text_token_id(self, token):
         """The id of a token that stands for text; None for the start/end
@@ -140,13 +182,16 @@ class SpTokenizer(TokenizerBase):
         if token in (self._token_start, self._token_end):
             return None
         sp = self.sp_model
-        i = sp.piece_to_id(token)
+        i = self.token_to_id(token)
         return None if sp.is_control(i) or sp.is_unused(i) else i
 
     def _content_ids(self, text):
         if self._pre_tokenize is not None or self._token_translate:
             return super()._content_ids(text)
-        return self.sp_model.encode(text)  # the fast path, straight from the model
+        try:
+            return self.sp_model.encode(text)  # the fast path, straight from the model
+        except RuntimeError as error:  # pybind11 could not pass the text to C++
+            raise _text_error(text, error) from None
 
     def _ids_and_spans(self, text):
         """The content ids of `text` (after `token_translate`) and the indices
@@ -154,7 +199,7 @@ class SpTokenizer(TokenizerBase):
         origin = None  # model text index -> text index, when they differ
         model_text = text
         if self._pre_tokenize is not None:
-            model_text, origin = _join_words(text, self._pre_tokenize(text))
+            model_text, origin = _join_words(text, self._pre_tokenized(text))
         translate = self._token_translate
         ids, spans = [], []
         for piece, piece_id, (begin, end) in self._pieces_with_offsets(model_text):
@@ -183,14 +228,28 @@ class SpTokenizer(TokenizerBase):
         """`(piece, id, (begin, end))` for each piece of `text`, begin/end
         being character offsets into `text`."""
         if self._offset_mapping:  # sentencepiece >= 0.2.2 computes them
-            encoded = self.sp_model.encode(text, out_type="offset_mapping")
+            encoded = _with_text(self.sp_model.encode, text, out_type="offset_mapping")
             return zip(encoded["pieces"], encoded["ids"], encoded["offsets"])
         char_at = _char_at_byte(text)
-        serialized = self.sp_model.encode(text, out_type="serialized_proto")
+        serialized = _with_text(self.sp_model.encode, text, out_type="serialized_proto")
         return [
             (piece, piece_id, (char_at[begin], char_at[end]))
             for piece, piece_id, begin, end in _read_pieces(serialized)
         ]
+
+
+def _with_text(call, text, **kwargs):
+    """`call(text, **kwargs)`; a text SentencePiece refuses raises TextError."""
+    try:
+        return call(text, **kwargs)
+    except RuntimeError as error:  # pybind11 could not pass the text to C++
+        raise _text_error(text, error) from None
+
+
+def _text_error(text, error):
+    """A TextError if `text` holds a lone surrogate, else `error` itself."""
+    position = lone_surrogate(text)
+    return error if position is None else TextError(text, position)
 
 
 def _has_offset_mapping(model):

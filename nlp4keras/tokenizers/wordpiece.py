@@ -7,6 +7,7 @@ import os
 import unicodedata
 from itertools import chain
 
+from nlp4keras import validation
 from nlp4keras.tokenizers.base import TokenizerBase
 from nlp4keras.tokenizers.chars import (
     cjk_punctuation,
@@ -17,7 +18,8 @@ from nlp4keras.tokenizers.chars import (
     is_special,
     stem,
 )
-from nlp4keras.tokenizers.vocab import is_redundant, load_vocab
+from nlp4keras.tokenizers.checks import check_text, refuse, token_list
+from nlp4keras.tokenizers.vocab import check_token_dict, is_redundant, load_vocab
 
 
 class _SpacingTable(dict):
@@ -95,7 +97,7 @@ class _PieceCache(dict):
     def __missing__(self, word):
         if len(self) >= self.limit:
             self.clear()
-        ids = self.tokenizer.tokens_to_ids(self.tokenizer._word_pieces(word))
+        ids = self.tokenizer._token_ids(self.tokenizer._word_pieces(word))
         self[word] = ids
         return ids
 
@@ -106,7 +108,17 @@ class Tokenizer(TokenizerBase):
     `token_dict` is a `{token: id}` dict or a vocab file path. A word longer
     than `word_maxlen` chars, or one WordPiece cannot cover, becomes [UNK].
     Special tokens typed in the text ("[MASK]") are split like other text,
-    as in bert4keras (HF's fast tokenizer keeps them whole).
+    as in bert4keras (HF's fast tokenizer keeps them whole). A character the
+    vocab lacks, a lone surrogate ('\\ud800') included, makes its word [UNK].
+    `decode`, `id_to_token` and `ids_to_tokens` raise `TokenIdError` (a
+    ValueError) for an id that is not in the vocab.
+
+    A vocab without the start/end tokens ([CLS]/[SEP]) is accepted, as in
+    bert4keras: `tokenize` still puts them around the text, and `encode`
+    gives them the [UNK] id (the `_token_unk_id` attribute, which a script
+    may set for a vocab without [UNK]); their `_token_start_id` /
+    `_token_end_id` are None. Pass `token_start=None` / `token_end=None` to
+    leave them out instead.
     """
 
     # bert4keras exposed the character classes as static methods.
@@ -121,35 +133,50 @@ class Tokenizer(TokenizerBase):
 
     def __init__(self, token_dict, do_lower_case=False, word_maxlen=200, **kwargs):
         super().__init__(**kwargs)
+        who = type(self).__name__
+        self._do_lower_case = validation.boolean(do_lower_case, "do_lower_case", who)
+        self._word_maxlen = validation.integer(word_maxlen, "word_maxlen", who, minimum=1)
         if isinstance(token_dict, (str, os.PathLike)):
             token_dict = load_vocab(token_dict)
-        if not token_dict:
-            raise ValueError("token_dict is empty")
-        self._token_dict = dict(token_dict)
+        self._token_dict = check_token_dict(token_dict, "token_dict", who)
         self._token_dict_inv = {i: token for token, i in self._token_dict.items()}
         self._vocab_size = len(self._token_dict)
-        self._do_lower_case = do_lower_case
-        self._word_maxlen = word_maxlen
+        self._id_range = _id_range(self._token_dict_inv)
+        for source, target in self._token_translate.items():
+            if target not in self._token_dict:
+                raise ValueError(
+                    f"{who}: `token_translate` maps {source!r} to {target!r}, "
+                    "which is not in the vocab"
+                )
         self._max_piece_length = max(len(stem(token)) for token in self._token_dict)
         self._piece_ids = _PieceCache(self)
-        for name in ("pad", "unk", "mask", "start", "end"):
+        for name in ("pad", "unk", "mask", "start", "end"):  # None when not in the vocab
             token = getattr(self, f"_token_{name}")
             setattr(self, f"_token_{name}_id", self._token_dict.get(token))
-            if name in ("start", "end") and token is not None and token not in token_dict:
-                raise ValueError(f"{name} token {token!r} is not in the vocab")
 
     def token_to_id(self, token):
         """The id of `token`; the [UNK] id for tokens outside the vocab."""
+        if not isinstance(token, str):
+            refuse(token, "token", self._who("token_to_id"), "a str")
         token_id = self._token_dict.get(token)
         return self._require_unk_id(token) if token_id is None else token_id
 
     def id_to_token(self, i):
-        return self._token_dict_inv[i]
+        """The token of id `i`; an id not in the vocab raises `TokenIdError`."""
+        token = self._token_dict_inv.get(i) if type(i) is int else None
+        if token is None:
+            token = self._token_dict_inv[self._checked_id(i, self._who("id_to_token"))]
+        return token
 
     def decode(self, ids, tokens=None):
-        """Readable text: word pieces joined, bracketed special tokens dropped."""
+        """Readable text: word pieces joined, bracketed special tokens dropped.
+        An id that is not in the vocab raises `TokenIdError` (a ValueError)."""
+        who = self._who("decode")
         if tokens is None:
-            tokens = self.ids_to_tokens(ids)
+            inverse = self._token_dict_inv
+            tokens = [inverse[i] for i in self._checked_ids(ids, "ids", who)]
+        else:
+            tokens = token_list(tokens, "tokens", who)
         text = ""
         for token in tokens:
             if not token or is_special(token):
@@ -167,6 +194,9 @@ class Tokenizer(TokenizerBase):
         (bert4keras' offset mapping). Special tokens get `[]`; [UNK] gets the
         whole word it replaced. Tokens from one char (e.g. Hangul jamo after
         NFD) share that char's index."""
+        who = self._who("rematch")
+        check_text(text, "text", who)
+        tokens = token_list(tokens, "tokens", who)
         normalized, char_index = [], []
         for i, ch in enumerate(text):
             piece = _normalize_char(ch, self._do_lower_case)
@@ -191,6 +221,15 @@ class Tokenizer(TokenizerBase):
             offset = end
         return mapping
 
+    def _is_known_id(self, i):
+        return i in self._token_dict_inv
+
+    def _all_known(self, ids):
+        low, high, gaps = self._id_range
+        if not gaps:  # ids 0..n-1, as from a vocab file: a range check is enough
+            return not ids or (min(ids) >= low and max(ids) <= high)
+        return all(map(self._token_dict_inv.__contains__, ids))
+
     def _normalize(self, text):
         """Lowercased and accent-stripped (if asked), control chars dropped,
         CJK chars and punctuation surrounded by spaces."""
@@ -205,7 +244,7 @@ class Tokenizer(TokenizerBase):
             text = _lowercase_and_decompose(text)
             text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
         tokens = []
-        for word in self._pre_tokenize(text):  # known words stay whole
+        for word in self._pre_tokenized(text):  # known words stay whole
             if word in self._token_dict:
                 tokens.append(word)
             else:
@@ -263,6 +302,12 @@ class Tokenizer(TokenizerBase):
                 f"{self._token_unk!r}, which is not in the vocab"
             )
         return self._token_unk_id
+
+
+def _id_range(inverse):
+    """(lowest id, highest id, whether ids in between are missing)."""
+    low, high = min(inverse), max(inverse)
+    return low, high, high - low + 1 != len(inverse)
 
 
 def _needs_space(text, token):

@@ -31,10 +31,12 @@ import contextlib
 import keras
 from keras import ops
 
+from nlp4keras import validation
 from nlp4keras.layers import MultiHeadAttention
 from nlp4keras.layers.base import walk_layers
 from nlp4keras.messages import did_you_mean
 from nlp4keras.recompute import recompute_suspended
+from nlp4keras.training.layer_gradients import output_gradient
 
 METHODS = ("fgm", "gradient_penalty")
 SUPPORTED_BACKENDS = ("jax", "torch", "tensorflow")
@@ -60,23 +62,23 @@ class AdversarialModel(keras.Model):
         clean_loss=True,
         **kwargs,
     ):
-        backend = keras.backend.backend()
-        if backend not in SUPPORTED_BACKENDS:
-            raise ValueError(
-                f"AdversarialModel supports the {' and '.join(SUPPORTED_BACKENDS)} backends, "
-                f"not {backend!r}"
+        who = "AdversarialModel"
+        check_backend(who)
+        if not isinstance(method, str) or method not in METHODS:
+            hint = did_you_mean(method, METHODS) if isinstance(method, str) else ""
+            if method == "vat":
+                hint = " For virtual adversarial training use VirtualAdversarialModel."
+            raise validation.InvalidValue(
+                f"{who}: unknown method {method!r}.{hint} Valid methods: {', '.join(METHODS)}",
+                "method",
             )
-        if method not in METHODS:
-            raise ValueError(
-                f"unknown method {method!r}.{did_you_mean(method, METHODS)} "
-                f"Valid methods: {', '.join(METHODS)}"
-            )
-        if not float(epsilon) > 0:
-            raise ValueError(f"epsilon must be > 0, got {epsilon!r}")
+        epsilon = validation.real(epsilon, "epsilon", who, above=0)
+        clean_loss = validation.boolean(clean_loss, "clean_loss", who)
+        embedding_name = validation.string(embedding_name, "embedding_name", who)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.method = method
-        self.epsilon = float(epsilon)
-        self.clean_loss = bool(clean_loss)
+        self.epsilon = epsilon
+        self.clean_loss = clean_loss
         self.embedding_name = embedding_name
         self._embedding_layer()  # fails early on a wrong name
         if method == "fgm" and self._embedding_index() is None:
@@ -170,21 +172,10 @@ class AdversarialModel(keras.Model):
         return objective, (unscaled, y_pred, adv_aux[2], metrics)
 
     def _jax_penalty(self, loss_at, trainable, non_trainable, optimizer_variables):
-        import jax
-
-        layer = self._embedding_layer()
-
-        def perturbed(r):
-            shift = _shifted_output(layer, lambda out: out + ops.cast(r, out.dtype))
-            with shift, _explicit_attention(self):
-                return loss_at(trainable, non_trainable)
-
-        # The embedding output's shape (abstract evaluation: no runtime cost).
-        shapes = []
-        with _shifted_output(layer, lambda out: shapes.append(out.shape) or out):
-            jax.eval_shape(lambda: loss_at(trainable, non_trainable)[0])
-        zeros = ops.zeros(shapes[0], "float32")
-        (loss, aux), gradient = jax.value_and_grad(perturbed, has_aux=True)(zeros)
+        with _explicit_attention(self):
+            loss, aux, gradient = output_gradient(
+                self._embedding_layer(), lambda: loss_at(trainable, non_trainable)
+            )
         # `loss` may be scaled (LossScaleOptimizer): the penalty uses the
         # gradient of the unscaled loss, then is scaled like the loss.
         scale = self._loss_scale(optimizer_variables)
@@ -248,23 +239,23 @@ class AdversarialModel(keras.Model):
         self._torch_apply(variables)
         return loss, y_pred
 
+    def _penalised(self, x, y, sample_weight, create_graph=False):
+        """(loss, y_pred, penalty), the penalty differentiable."""
+
+        def run():
+            loss, y_pred = self._plain_loss(x, y, sample_weight)
+            return self.optimizer.scale_loss(loss), (loss, y_pred)
+
+        layer = self._embedding_layer()
+        _, (loss, y_pred), gradient = output_gradient(layer, run, create_graph=create_graph)
+        return loss, y_pred, self._penalty([gradient])
+
     def _torch_gradient_penalty(self, x, y, sample_weight):
-        import torch
-
-        shifts = []
-
-        def shift(out):
-            shifts.append(torch.zeros(out.shape, dtype=torch.float32, requires_grad=True))
-            return out + shifts[-1].to(device=out.device, dtype=out.dtype)
-
         self.zero_grad()
         # Backward passes stay inside: recomputed blocks rerun their forward
         # then, and must take the same (explicit) attention path.
-        with _shifted_output(self._embedding_layer(), shift), _explicit_attention(self):
-            loss, y_pred = self._plain_loss(x, y, sample_weight)
-            scaled = self.optimizer.scale_loss(loss)
-            gradients = torch.autograd.grad(scaled, shifts, create_graph=True)
-            penalty = self._penalty(gradients)
+        with _explicit_attention(self):
+            loss, y_pred, penalty = self._penalised(x, y, sample_weight, create_graph=True)
             self.optimizer.scale_loss(loss + penalty).backward()
         self._torch_apply(self.trainable_variables)
         return loss, y_pred
@@ -304,24 +295,11 @@ class AdversarialModel(keras.Model):
         import tensorflow as tf
 
         variables = self.trainable_variables
-        shifts = []
         with tf.GradientTape() as outer:
-            with tf.GradientTape() as inner:
-
-                def shift(out):
-                    shifts.append(tf.zeros(tf.shape(out), "float32"))
-                    inner.watch(shifts[-1])
-                    return out + tf.cast(shifts[-1], out.dtype)
-
-                # tf.recompute_grad has no second derivatives: blocks run plainly.
-                with (
-                    _shifted_output(self._embedding_layer(), shift),
-                    _explicit_attention(self),
-                    recompute_suspended(),
-                ):
-                    loss, y_pred = self._plain_loss(x, y, sample_weight)
-                    scaled = self.optimizer.scale_loss(loss)
-            penalty = self._penalty(inner.gradient(scaled, shifts))
+            # The inner gradient is taken under this tape (double backprop).
+            # tf.recompute_grad has no second derivatives: blocks run plainly.
+            with _explicit_attention(self), recompute_suspended():
+                loss, y_pred, penalty = self._penalised(x, y, sample_weight)
             total = self.optimizer.scale_loss(loss + penalty)
         gradients = outer.gradient(total, [v.value for v in variables])
         self.optimizer.apply(_dense(gradients), variables)
@@ -339,33 +317,46 @@ def _add(a, b):
     return b if a is None else a if b is None else a + b
 
 
+def check_backend(who):
+    backend = keras.backend.backend()
+    if backend not in SUPPORTED_BACKENDS:
+        raise ValueError(
+            f"{who} supports the {' and '.join(SUPPORTED_BACKENDS)} backends, not {backend!r}"
+        )
+
+
 def adversarial_training(model, method="fgm", epsilon=1.0, embedding_name="Embedding-Token", **kw):
-    """An AdversarialModel sharing `model`'s layers and weights (compile it)."""
-    outputs = model.outputs if len(model.outputs) > 1 else model.outputs[0]
-    return AdversarialModel(
-        model.inputs, outputs, method=method, epsilon=epsilon, embedding_name=embedding_name, **kw
+    """An AdversarialModel sharing `model`'s layers and weights; compiled like
+    `model` when `model` is compiled (bert4keras added adversarial training to
+    a compiled model), else compile it yourself."""
+    inputs, outputs = functional_parts(model, "adversarial_training")
+    adversarial = AdversarialModel(
+        inputs, outputs, method=method, epsilon=epsilon, embedding_name=embedding_name, **kw
     )
+    return compiled_like(adversarial, model)
 
 
-@contextlib.contextmanager
-def _shifted_output(layer, shift):
-    """While active, `layer`'s lookup output is replaced by shift(output).
+def compiled_like(new_model, model):
+    """`new_model`, compiled with the arguments `model` was compiled with (the
+    same optimizer object, losses and metrics), when `model` is compiled."""
+    # Keras keeps the compile() arguments as given in `_compile_config`; the
+    # public get_compile_config() serialises them (bound-method losses fail).
+    arguments = getattr(getattr(model, "_compile_config", None), "config", None)
+    if getattr(model, "compiled", False) and arguments is not None:
+        new_model.compile(**arguments)
+    return new_model
 
-    Done by shadowing the instance's `call` (no change to the layer class);
-    calls with mode != 'embedding' (the tied MLM head) are left alone."""
-    original = layer.call
 
-    def call(*args, **kwargs):
-        out = original(*args, **kwargs)
-        if kwargs.get("mode", "embedding") != "embedding":
-            return out
-        return shift(out)
-
-    object.__setattr__(layer, "call", call)
-    try:
-        yield
-    finally:
-        object.__delattr__(layer, "call")
+def functional_parts(model, who):
+    """(inputs, outputs) of a functional keras.Model, a single output unwrapped."""
+    if not isinstance(model, keras.Model) or not getattr(model, "inputs", None):
+        raise validation.InvalidType(
+            f"{who}: `model` must be a functional keras.Model (with inputs and "
+            f"outputs), got {model!r}",
+            "model",
+        )
+    outputs = model.outputs if len(model.outputs) > 1 else model.outputs[0]
+    return model.inputs, outputs
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import keras
 
+from nlp4keras import validation
 from nlp4keras.layers import MultiHeadAttention
 from nlp4keras.layers.base import walk_layers
 from nlp4keras.messages import did_you_mean
@@ -30,10 +31,14 @@ def get_intermediates(model, inputs, names, attention_probs=False):
     """Outputs of the layers `names` (and, with attention_probs=True, the
     attention probabilities of those that are MultiHeadAttention layers) for
     `inputs`, in inference mode (training=False)."""
-    names = [names] if isinstance(names, str) else list(names)
+    who = "get_intermediates"
+    names = [names] if isinstance(names, str) else names
+    validation.instance(names, "names", (list, tuple), who, "a layer name or a list of them")
     if not names:
         raise ValueError("get_intermediates needs at least one layer name")
-    layers = [_find_layer(model, name) for name in names]
+    names = [validation.string(name, f"names[{n}]", who) for n, name in enumerate(names)]
+    attention_probs = validation.boolean(attention_probs, "attention_probs", who)
+    layers = [find_layer(model, name) for name in names]
     attention = [layer for layer in layers if isinstance(layer, MultiHeadAttention)]
     if attention_probs and not attention:
         valid = [
@@ -62,7 +67,9 @@ def get_intermediates(model, inputs, names, attention_probs=False):
     )
 
 
-def _find_layer(model, name):
+def find_layer(model, name):
+    """The layer called `name` in `model` or its nested models (an error that
+    lists the names otherwise)."""
     layers = {layer.name: layer for layer in walk_layers(model)}
     if name not in layers:
         raise ValueError(

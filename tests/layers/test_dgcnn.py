@@ -155,7 +155,7 @@ def test_config_and_save_load_round_trip(tmp_path):
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="dim"):
         DGCNN(dim=0)
-    with pytest.raises(ValueError, match="kernel_size"):
+    with pytest.raises(TypeError, match="DGCNN: `kernel_size` must be an integer >= 1, got 2.5"):
         DGCNN(kernel_size=2.5)
     with pytest.raises(ValueError, match="dilation_rate"):
         DGCNN(dilation_rate=-1)

@@ -130,7 +130,7 @@ def test_config_shapes_and_errors(cls):
     assert tuple(symbolic.shape) == (None, 2, None, None)
     with pytest.raises(ValueError, match="even head_size"):
         cls(2, 5)
-    with pytest.raises(ValueError, match="heads >= 1"):
+    with pytest.raises(ValueError, match="`heads` must be an integer >= 1, got 0"):
         cls(0, 4)
     with pytest.raises(ValueError, match=r"inputs \[batch, n, dim\]"):
         cls(2, 4).build((3, 5))

@@ -166,13 +166,13 @@ def test_sequence_longer_than_positions_is_an_error():
 def test_bad_hyperparameters_fail_at_build_naming_them():
     with pytest.raises(ValueError, match="unknown activation 'gleu'"):
         build_transformer_model(**{**TINY_BERT, "hidden_act": "gleu"})
-    with pytest.raises(TypeError, match="dropout_rate must be a number"):
+    with pytest.raises(TypeError, match="`dropout_rate` must be a finite real number"):
         build_transformer_model(**TINY_BERT, dropout_rate="0.1")
     with pytest.raises(
         ValueError, match="hidden_size 30 is not a multiple of num_attention_heads 4"
     ):
         build_transformer_model(**{**TINY_BERT, "hidden_size": 30})
-    with pytest.raises(TypeError, match="num_hidden_layers must be a whole number"):
+    with pytest.raises(TypeError, match="`num_hidden_layers` must be an integer >= 1, got 2.5"):
         build_transformer_model(**{**TINY_BERT, "num_hidden_layers": 2.5})
 
 
@@ -209,24 +209,43 @@ def test_unused_tensors_are_listed_in_a_strict_error():
         build_transformer_model(config, weights)
 
 
-@pytest.mark.parametrize("bad_id", [TINY_BERT["vocab_size"], -1])
-def test_out_of_range_token_ids_never_pass_silently(bad_id):
+@pytest.mark.parametrize(
+    "layer, bad_id, rows",
+    [
+        ("Embedding-Token", TINY_BERT["vocab_size"], TINY_BERT["vocab_size"]),
+        ("Embedding-Token", -1, TINY_BERT["vocab_size"]),
+        ("Embedding-Segment", 2, 2),
+    ],
+)
+def test_out_of_range_ids_are_an_error_on_every_backend(layer, bad_id, rows):
+    model = build_transformer_model(**TINY_BERT)
+    ids = np.array([[5, 6, 7, 8]], dtype="int32")
+    segments = np.zeros_like(ids)
+    (ids if layer == "Embedding-Token" else segments)[0, 2] = bad_id
+    message = rf"{layer}: ids must be in \[0, {rows}\)"
+    with pytest.raises(ValueError, match=message):
+        model([ids, segments])  # eager
+    # Compiled (jit / tf.function): JAX raises from a host callback
+    # (JaxRuntimeError), TensorFlow from an assertion (InvalidArgumentError).
+    with pytest.raises(Exception, match=message):
+        model.predict_on_batch([ids, segments])
+
+
+def test_tensor_checks_can_be_turned_off():
     import keras
 
-    model = build_transformer_model(**TINY_BERT)
-    ids = np.array([[5, 6, bad_id, 7]], dtype="int32")
-    segments = np.zeros_like(ids)
-    if keras.backend.backend() == "jax":
-        # XLA cannot raise: the bad row becomes NaN instead of a valid-looking one.
-        out = keras.ops.convert_to_numpy(model.predict_on_batch([ids, segments]))
-        assert np.isnan(out).all()
-        return
-    message = r"Embedding-Token: ids must be in \[0, 99\)"
-    with pytest.raises(ValueError, match=message):
-        model([ids, segments])
-    if keras.backend.backend() == "tensorflow":
-        # Inside the compiled (tf.function) predict step: an assertion.
-        import tensorflow as tf
+    from nlp4keras.tensor_checks import set_tensor_checks
 
-        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-            model.predict_on_batch([ids, segments])
+    model = build_transformer_model(**TINY_BERT)
+    ids = np.array([[5, 6, TINY_BERT["vocab_size"], 7]], dtype="int32")
+    set_tensor_checks(False)
+    try:
+        if keras.backend.backend() == "jax":
+            # What XLA gives for an out-of-range lookup: NaN, never a valid-looking row.
+            out = keras.ops.convert_to_numpy(model.predict_on_batch([ids, np.zeros_like(ids)]))
+            assert np.isnan(out).all()
+        else:
+            with pytest.raises(Exception, match="99"):  # the backend's own error
+                model.predict_on_batch([ids, np.zeros_like(ids)])
+    finally:
+        set_tensor_checks(True)

@@ -395,9 +395,14 @@ BAD_ARGUMENTS = [
 ]
 
 
+# A value of the wrong type (2.5 for an integer) raises TypeError, a bad value ValueError.
+WRONG_TYPES = {"min_dim_size_to_factor"}
+
+
 @pytest.mark.parametrize("cls, kwargs, argument", BAD_ARGUMENTS)
 def test_bad_arguments_name_the_argument(cls, kwargs, argument):
-    with pytest.raises(ValueError, match=f"`{argument}`"):
+    error = TypeError if argument in WRONG_TYPES else ValueError
+    with pytest.raises(error, match=f"`{argument}`"):
         cls(**kwargs)
 
 

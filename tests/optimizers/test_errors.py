@@ -66,7 +66,7 @@ BAD = [
     (WD, dict(weight_decay_rate=-1), ValueError, "weight_decay_rate"),
     (LAZY, dict(include_in_lazy_optimization=["[a"]), ValueError, "include_in_lazy_optimization"),
     (ACC, dict(grad_accum_steps=0), ValueError, "grad_accum_steps.*>= 1"),
-    (ACC, dict(grad_accum_steps=2.5), ValueError, "grad_accum_steps"),
+    (ACC, dict(grad_accum_steps=2.5), TypeError, "`grad_accum_steps` must be an integer"),
     (
         ACC,
         dict(grad_accum_steps=2, gradient_accumulation_steps=4),
@@ -81,7 +81,7 @@ BAD = [
     (EMA, dict(ema_momentum=1.0), ValueError, "ema_momentum"),
     (EMA, dict(use_ema=True), ValueError, "use one of the two"),
     (PW, dict(paramwise_lr_schedule=[("a", 2)]), TypeError, "dict"),
-    (PW, dict(paramwise_lr_schedule={"a": "x"}), ValueError, "paramwise_lr_schedule\\['a'\\]"),
+    (PW, dict(paramwise_lr_schedule={"a": "x"}), TypeError, "paramwise_lr_schedule\\['a'\\]"),
     (GT, dict(gradient_transforms=[("a", 3)]), TypeError, "not callable"),
     (GT, dict(gradient_transforms=["a"]), TypeError, "pair"),
 ]

@@ -118,9 +118,9 @@ def test_abstract_iter_and_empty_epochs_are_errors():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(batch_size=0), "batch_size must be an int >= 1"),
-        (dict(buffer_size=0), "buffer_size must be an int >= 1"),
-        (dict(sort_window=0), "sort_window must be an int >= 1"),
+        (dict(batch_size=0), "`batch_size` must be an integer >= 1, got 0"),
+        (dict(buffer_size=0), "`buffer_size` must be an integer >= 1, got 0"),
+        (dict(sort_window=0), "`sort_window` must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):

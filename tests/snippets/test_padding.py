@@ -157,22 +157,26 @@ def test_longer_than_largest_bucket_is_an_error():
     "kwargs, message",
     [
         (dict(inputs=[]), "no inputs"),
-        (dict(inputs=[[1]], mode="left"), "mode must be 'post' or 'pre'"),
-        (dict(inputs=[[1]], seq_dims=0), "seq_dims must be an int >= 1"),
+        (dict(inputs=[[1]], mode="left"), "`mode` must be one of 'post', 'pre', got 'left'"),
+        (dict(inputs=[[1]], seq_dims=0), "`seq_dims` must be an integer >= 1, got 0"),
         (dict(inputs=[[1]], length=(3, 3)), "expected seq_dims=1"),
-        (dict(inputs=[[1]], length=-1), "length entries must be ints >= 0"),
+        (dict(inputs=[[1]], length=-1), "`length` must be an integer >= 0, got -1"),
         (dict(inputs=[[1]], length_buckets=(4,), multiple_of=8), "not both"),
-        (dict(inputs=[[1]], length_buckets=(0, 4)), "length_buckets must be ints >= 1"),
-        (dict(inputs=[[1]], multiple_of=0), "multiple_of must be an int >= 1"),
-        (dict(inputs=[[1, 2], 3]), r"inputs\[1\]: expected a sequence"),
+        (dict(inputs=[[1]], length_buckets=(0, 4)), r"`length_buckets\[0\]` must be >= 1"),
+        (dict(inputs=[[1]], multiple_of=0), "`multiple_of` must be an integer >= 1, got 0"),
         (dict(inputs=[np.ones((2, 3)), np.ones((2, 4))]), "differ in shape after"),
         (dict(inputs=[[[1, 2], [3]]]), "differ in shape after the first seq_dims=1"),
-        (dict(inputs=[[[[1, 2], [3]]]]), r"inputs\[0\]: dims after the first seq_dims=1"),
+        (dict(inputs=[[[[1, 2], [3]]]]), r"inputs\[0\]\[0\] is ragged after the first seq_dims=1"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         sequence_padding(**kwargs)
+
+
+def test_a_number_where_a_sequence_belongs_is_named():
+    with pytest.raises(TypeError, match=r"inputs\[1\] is 3 \(int\); expected a sequence"):
+        sequence_padding([[1, 2], 3])
 
 
 # -- truncate_sequences ---------------------------------------------------
@@ -219,7 +223,7 @@ def test_truncate_keeps_none_and_empty_in_place():
 @pytest.mark.parametrize(
     "args, error, message",
     [
-        ((-1, -1, [1]), ValueError, "maxlen must be an int >= 0"),
+        ((-1, -1, [1]), ValueError, "`maxlen` must be an integer >= 0, got -1"),
         ((1, [-1], [1, 2], [3]), ValueError, "1 indices for 2 sequences"),
         ((0, -1, (1, 2)), TypeError, "must be lists"),
         ((0, -3, [1, 2]), ValueError, "cannot pop index -3"),

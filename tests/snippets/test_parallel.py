@@ -170,7 +170,7 @@ def test_unpicklable_exception_keeps_its_message(funcs):
 def test_lambda_with_processes_is_a_clear_error():
     with pytest.raises(TypeError, match="must be picklable.*dummy=True"):
         parallel_apply(lambda x: x, range(3), 2, 2)
-    with pytest.raises(TypeError, match="func must be callable"):
+    with pytest.raises(TypeError, match="`func` must be callable, got 'len' \\(str\\)"):
         parallel_apply("len", range(3), 2, 2, dummy=True)
 
 
@@ -223,11 +223,14 @@ def test_input_is_read_lazily_and_bounded():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(workers=0), "workers must be an int >= 1"),
-        (dict(max_queue_size=0), "max_queue_size must be an int >= 1"),
-        (dict(start_method="threads"), "start_method must be one of"),
+        (dict(workers=0), "`workers` must be an integer >= 1, got 0"),
+        (dict(max_queue_size=0), "`max_queue_size` must be an integer >= 1, got 0"),
+        (dict(start_method="threads"), "`start_method` must be one of .*got 'threads'"),
         (dict(random_seeds=[1]), "1 seeds for 2 workers"),
-        (dict(random_seeds=[1, -1]), r"ints in \[0, 2\*\*32\)"),
+        (
+            dict(random_seeds=[1, -1]),
+            r"`random_seeds\[1\]` must be an integer >= 0 and < 4294967296",
+        ),
         (dict(random_seeds=[1, 2], dummy=True), "threads share one random state"),
         (dict(random_seeds=1, dummy=True), "threads share one random state"),
     ],
