@@ -18,6 +18,7 @@ from nlp4keras.migrate.imports import KERAS_MOVES
 # as it grows (the real package is read in the `package` tests below).
 PINNED_K = frozenset(
     {"sum", "mean", "cast", "floatx", "int_shape", "function", "eval", "set_value", "zeros_like"}
+    | {"random_binomial", "random_normal", "dropout"}
 )
 PINNED_K_UNSUPPORTED = {
     "gradients": "symbolic gradients do not exist",
@@ -50,6 +51,11 @@ def migrate(text):
 
 def issues_of(report):
     return [(issue.line, issue.reason) for issue in report.issues]
+
+
+def report_only(text, issues):
+    """A case migrate leaves as it is, only reporting `issues`."""
+    return text, text, issues
 
 
 # (before, after, [(line, reason) of what needs a person])
@@ -474,6 +480,26 @@ CASES = {
             (4, "model.total_loss"),
             (5, "train_function"),
         ],
+    ),
+    "an unseeded random op in a layer's call (JAX)": report_only(
+        """
+        from nlp4keras.backend import K
+        class Choice(Layer):
+            def call(self, inputs):
+                mask = K.random_binomial(shape=[1], p=0.5)
+                kept = K.dropout(inputs, 0.1, seed=self.seed_generator)
+                return mask * inputs
+        noise = K.random_normal(shape=[3])
+        """,
+        [(4, "random op in a layer")],
+    ),
+    "forfit() kept for next() (a Dataset on TensorFlow)": report_only(
+        """
+        data = gen.forfit()
+        batch = next(data)
+        model.fit(gen.forfit(), steps_per_epoch=len(gen))
+        """,
+        [(1, "forfit() and next()")],
     ),
     "TF1 sessions and tf.distribute": (
         """

@@ -6,7 +6,7 @@ from nlp4keras.migrate import package
 TRAINING = "nlp4keras.training"
 ADVERSARIAL = (
     f"`model = {TRAINING}.adversarial_training(model, method='fgm', epsilon=...)` "
-    "(an AdversarialModel with the script's epsilon; compile it)"
+    "(an AdversarialModel with the script's epsilon, compiled like the model it wraps)"
 )
 GRADIENT_PENALTY = (
     f"`model = {TRAINING}.adversarial_training(model, method='gradient_penalty', epsilon=...)` "
@@ -19,6 +19,15 @@ VAT = f"{TRAINING}.virtual_adversarial_training"
 _GRADIENTS = "symbolic gradients do not exist in Keras 3"
 GRADIENTS_IN_LOSS = f"{_GRADIENTS}; a gradient penalty in the loss: use {GRADIENT_PENALTY}"
 GRADIENTS_IN_LAYER = f"{_GRADIENTS}; gradients of an output by an input: use {INPUT_GRADIENTS}"
+RANDOM_IN_LAYER = (
+    "a random op without a seed in a layer's call: JAX traces the training step and refuses it; "
+    "make `self.seed_generator = keras.random.SeedGenerator()` in __init__ and pass "
+    "`seed=self.seed_generator`"
+)
+FORFIT_NEXT = (
+    "on TensorFlow forfit() is a tf.data.Dataset (fit needs its variable shapes): to call "
+    "next() on it, wrap it in iter() (works on every backend)"
+)
 GRADIENTS_IN_TRAIN_FUNCTION = (
     f"{_GRADIENTS}; adversarial training (FGM): use {ADVERSARIAL}; virtual adversarial "
     f"training: {VAT}"

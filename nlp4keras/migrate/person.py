@@ -115,9 +115,49 @@ def _in_source_order(nodes):
     return sorted(nodes, key=lambda node: (node.lineno, node.col_offset))
 
 
+RANDOM_FUNCTIONS = {
+    "random_binomial",
+    "random_bernoulli",
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+    "dropout",
+}
+
+
+def _unseeded_random_in_layer(src, bindings, node):
+    """K.random_*(...) / K.dropout(...) without seed= in a class's `call`."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and func.attr in RANDOM_FUNCTIONS):
+        return
+    if not bindings.is_k(func.value) or any(k.arg == "seed" for k in node.keywords):
+        return
+    function = _enclosing(src, node, (ast.FunctionDef,))
+    if function is not None and function.name == "call":
+        if _enclosing(src, function, ast.ClassDef) is not None:
+            src.issue(node.lineno, "random op in a layer", hints.RANDOM_IN_LAYER, src.segment(func))
+
+
+def _forfit_kept_for_next(src, nodes):
+    """`x = gen.forfit()` in a file that calls next(): a Dataset on TensorFlow."""
+    calls_next = any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "next"
+        for n in nodes
+    )
+    for node in nodes:
+        if calls_next and isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            if isinstance(func, ast.Attribute) and func.attr == "forfit":
+                src.issue(node.lineno, "forfit() and next()", hints.FORFIT_NEXT, src.segment(func))
+
+
 def report_person_lines(src, bindings):
     has_surgery = _has_train_function_surgery(src.nodes)
     _tf1_imports(src)
+    _forfit_kept_for_next(src, src.nodes)
+    for node in src.nodes:
+        if isinstance(node, ast.Call):
+            _unseeded_random_in_layer(src, bindings, node)
     for node in _in_source_order(src.nodes):
         if isinstance(node, ast.Attribute):
             _model_attribute(src, node, bindings)
