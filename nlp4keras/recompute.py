@@ -283,11 +283,13 @@ class RecomputedModel(keras.Model):
         return super().get_layer(name=name)  # raises, listing the layers
 
 
-def recompute_graph(inputs, outputs, name=None):
+def recompute_graph(inputs, outputs, name=None, return_block=False):
     """Replace the functional graph from `inputs` to `outputs` (lists of Keras
     tensors) by one RecomputedBlock called on `inputs` plus whatever other
     tensors that graph reads (masks, biases, conditions: tensors that do not
-    depend on `inputs`). Returns the block's outputs, as a list."""
+    depend on `inputs`). Returns the block's outputs, as a list; with
+    return_block, also the block and those other tensors (to call the same
+    block again: `block([x] + externals)`, as a shared block is)."""
     inputs, outputs = list(inputs), list(outputs)
     externals = _external_tensors(inputs, outputs)
     for tensor in externals:
@@ -299,7 +301,8 @@ def recompute_graph(inputs, outputs, name=None):
     block_inputs = inputs + externals
     block = RecomputedBlock(block_inputs, outputs if len(outputs) > 1 else outputs[0], name=name)
     results = block(block_inputs)
-    return list(results) if len(outputs) > 1 else [results]
+    results = list(results) if len(outputs) > 1 else [results]
+    return (results, block, externals) if return_block else results
 
 
 def _node(tensor):

@@ -6,8 +6,10 @@ import keras
 from keras import ops
 
 from nlp4keras import validation
-from nlp4keras.backend import infinity
+from nlp4keras.backend import apply_rotary_position_embeddings, infinity
 from nlp4keras.layers.base import Layer, first_mask, linear, serializable
+
+POSITION_MODES = ("rotary", "relative")
 
 
 def _is_bool(x):
@@ -101,6 +103,13 @@ class MultiHeadAttention(Layer):
     explicit path under float16 (its fused kernel does not compile there),
     TensorFlow under half precision (its q.k would be in half precision).
 
+    position_mode: None (positions live in the embeddings), 'rotary' (RoPE on
+    q and k: `positions` is the sinusoid [batch or 1, len, key_size] of
+    SinusoidalPositionEmbedding) or 'relative' (NEZHA: `positions` is
+    [q_len, k_len, key_size], added to the keys in q.k and to the values in
+    the output; needs head_size == key_size). The model computes `positions`
+    once and passes the same tensor to every block's attention.
+
     Two attributes (not saved in the config) force the explicit path:
     `explicit_attention = True` (twice differentiable, which fused kernels may
     not be: gradient penalties), and `record_attention_probs = True`, which
@@ -120,6 +129,7 @@ class MultiHeadAttention(Layer):
         attention_dropout=None,
         return_attention_scores=False,
         kernel_initializer="glorot_uniform",
+        position_mode=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -136,6 +146,17 @@ class MultiHeadAttention(Layer):
             return_attention_scores, "return_attention_scores", who
         )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.position_mode = (
+            None
+            if position_mode is None
+            else validation.one_of(position_mode, "position_mode", POSITION_MODES, who)
+        )
+        if self.position_mode == "relative" and self.key_size != self.head_size:
+            raise validation.InvalidValue(
+                f"{who}: position_mode='relative' adds the same positions to keys and values, "
+                f"so key_size ({self.key_size}) must equal head_size ({self.head_size})",
+                "key_size",
+            )
         self.dropout = (
             keras.layers.Dropout(self.attention_dropout) if self.attention_dropout else None
         )
@@ -190,23 +211,40 @@ class MultiHeadAttention(Layer):
                 bias = extra if bias is None else bias + extra
         return attn_mask, bias
 
-    def call(self, inputs, mask=None, training=None):
+    def _check_positions(self, positions):
+        if (positions is None) != (self.position_mode is None):
+            raise ValueError(
+                f"{self.name}: position_mode={self.position_mode!r} "
+                + ("needs a `positions` tensor" if positions is None else "takes no `positions`")
+            )
+
+    def call(self, inputs, mask=None, training=None, positions=None, inputs_mask=None):
+        self._check_positions(positions)
+        # With a tensor in `positions`, Keras hands the inputs' masks over as
+        # `inputs_mask` (one `<argument>_mask` per tensor argument).
+        mask = inputs_mask if mask is None else mask
         q, k, v = inputs[:3]
         attn_mask, bias = self._mask_and_bias(inputs[3:], mask)
         q = self._project(q, "q", self.key_size)
         k = self._project(k, "k", self.key_size)
         v = self._project(v, "v", self.head_size)
+        if self.position_mode == "rotary":
+            q, k = apply_rotary_position_embeddings(positions, q, k)
+        relative = positions if self.position_mode == "relative" else None
         scale = 1.0 / math.sqrt(self.key_size) if self.attention_scale else 1.0
         dropout_active = self.dropout is not None and bool(training)
         if (
             dropout_active
+            or relative is not None
             or self.return_attention_scores
             or self.key_size != self.head_size
             or self.explicit_attention
             or self.record_attention_probs
             or not _fused_kernel_fits(q.dtype)
         ):
-            o, logits = self._explicit_attention(q, k, v, attn_mask, bias, scale, training)
+            o, logits = self._explicit_attention(
+                q, k, v, attn_mask, bias, scale, training, relative
+            )
         else:
             attn_mask, bias = _fused_mask_and_bias(attn_mask, bias, q.dtype)
             o = ops.dot_product_attention(q, k, v, bias=bias, mask=attn_mask, scale=scale)
@@ -215,15 +253,19 @@ class MultiHeadAttention(Layer):
         o = self._project(o, "o", None)
         return [o, logits] if self.return_attention_scores else o
 
-    def _explicit_attention(self, q, k, v, attn_mask, bias, scale, training):
+    def _explicit_attention(self, q, k, v, attn_mask, bias, scale, training, relative=None):
         # Logits, bias, mask and softmax in (at least) float32.
         dtype = keras.backend.result_type(q.dtype, "float32")
-        scores = ops.einsum("bqhd,bkhd->bhqk", ops.cast(q, dtype) * scale, ops.cast(k, dtype))
+        logits_dtype = q.dtype
+        q = ops.cast(q, dtype) * scale
+        scores = ops.einsum("bqhd,bkhd->bhqk", q, ops.cast(k, dtype))
+        if relative is not None:
+            scores = scores + ops.einsum("bqhd,qkd->bhqk", q, ops.cast(relative, dtype))
         if bias is not None:
             # Keras casts float inputs to the compute dtype: under float16 a
             # -infinity() bias arrives as -inf; bring it back to -infinity().
             scores = scores + ops.maximum(ops.cast(bias, dtype), -infinity())
-        logits = ops.cast(scores, q.dtype)
+        logits = ops.cast(scores, logits_dtype)
         if attn_mask is not None:
             scores = ops.where(attn_mask, scores, -infinity())
         probs = ops.softmax(scores, axis=-1)
@@ -232,9 +274,12 @@ class MultiHeadAttention(Layer):
         probs = ops.cast(probs, v.dtype)
         if self.dropout is not None:
             probs = self.dropout(probs, training=training)
-        return ops.einsum("bhqk,bkhd->bqhd", probs, v), logits
+        o = ops.einsum("bhqk,bkhd->bqhd", probs, v)
+        if relative is not None:
+            o = o + ops.einsum("bhqk,qkd->bqhd", probs, ops.cast(relative, probs.dtype))
+        return o, logits
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs, mask=None, positions=None):
         q_mask = first_mask(mask)
         return [q_mask, None] if self.return_attention_scores else q_mask
 
@@ -257,5 +302,6 @@ class MultiHeadAttention(Layer):
             attention_dropout=self.attention_dropout,
             return_attention_scores=self.return_attention_scores,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            position_mode=self.position_mode,
         )
         return config

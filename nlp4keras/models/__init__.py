@@ -4,6 +4,7 @@ import inspect
 
 from nlp4keras import validation as check
 from nlp4keras.messages import did_you_mean
+from nlp4keras.models.albert import ALBERT, ALBERT_Unshared
 from nlp4keras.models.applications import (
     LM_Mask,
     UniLM_Mask,
@@ -21,12 +22,23 @@ from nlp4keras.models.config import (
     read_config_file,
     with_origin,
 )
+from nlp4keras.models.electra import ELECTRA
+from nlp4keras.models.gau_alpha import GAU_alpha
+from nlp4keras.models.nezha import NEZHA
+from nlp4keras.models.roformer import RoFormer, RoFormerV2
 from nlp4keras.models.transformer import Transformer
 
 #: model= names accepted by build_transformer_model.
 MODELS = {
     "bert": BERT,
     "roberta": BERT,
+    "albert": ALBERT,
+    "albert_unshared": ALBERT_Unshared,
+    "electra": ELECTRA,
+    "nezha": NEZHA,
+    "roformer": RoFormer,
+    "roformer_v2": RoFormerV2,
+    "gau_alpha": GAU_alpha,
 }
 
 #: application= names and the class wrapper each applies.
@@ -105,17 +117,30 @@ def build_transformer_model(
                 "or pass them as keyword arguments"
             )
         transformer = model_class(**init_kwargs)
+        # The checkpoint fills the weights: skip their random draws (most of
+        # the build time of a large model); what it leaves empty is drawn after.
+        transformer.defer_initialization = checkpoint_path is not None
         transformer.build(**build_kwargs)
     except check.ArgumentError as error:
         raise with_origin(error, origins) from None
     if checkpoint_path is not None:
-        transformer.load_weights_from_checkpoint(checkpoint_path)
+        try:
+            transformer.load_weights_from_checkpoint(checkpoint_path)
+        finally:
+            transformer.finish_deferred_initialization()
     return transformer.model if return_keras_model else transformer
 
 
 __all__ = [
+    "ALBERT",
+    "ALBERT_Unshared",
     "APPLICATIONS",
     "BERT",
+    "ELECTRA",
+    "GAU_alpha",
+    "NEZHA",
+    "RoFormer",
+    "RoFormerV2",
     "LM_Mask",
     "MODELS",
     "Transformer",

@@ -4,74 +4,123 @@ import keras
 
 from nlp4keras import validation as check
 from nlp4keras.backend import get_activation
-from nlp4keras.checkpoints.hf_names import DENSE, NORM, NamingRules
+from nlp4keras.checkpoints.layout import CheckpointLayout, dense, norm, tensor
 from nlp4keras.layers import (
     Add,
     BiasAdd,
     Embedding,
-    FeedForward,
-    LayerNormalization,
-    MultiHeadAttention,
     PositionEmbedding,
     TakeToken,
 )
 from nlp4keras.models.transformer import Transformer
 
-_LAYER = "encoder.layer.{i:int}."
-_GOOGLE_LAYER = "bert/encoder/layer_{i:int}/"
 
-HF_BERT_NAMING = NamingRules(
-    base=[
-        ("embeddings.word_embeddings.weight", "bert/embeddings/word_embeddings"),
-        ("embeddings.token_type_embeddings.weight", "bert/embeddings/token_type_embeddings"),
-        ("embeddings.position_embeddings.weight", "bert/embeddings/position_embeddings"),
-        ("embeddings.LayerNorm.{p}", "bert/embeddings/LayerNorm/{p}", NORM),
-        (
-            _LAYER + "attention.self.{m:query|key|value}.{p}",
-            _GOOGLE_LAYER + "attention/self/{m:query|key|value}/{p}",
-            DENSE,
+def bert_block_layout(google, hf, part="MultiHeadSelfAttention", bias=True, norms=True):
+    """One BERT-style block: Google scope `google` ('bert/encoder/layer_{i}/'),
+    HF scope `hf` ('encoder.layer.{i}.'; None: no HF names)."""
+
+    def at(suffix):
+        return None if hf is None else hf + suffix
+
+    attention = []
+    for projection in ("query", "key", "value"):
+        attention += dense(
+            google + "attention/self/" + projection, at("attention.self." + projection), bias
+        )
+    attention += dense(google + "attention/output/dense", at("attention.output.dense"), bias)
+    layers = {
+        f"Transformer-{{i}}-{part}": attention,
+        "Transformer-{i}-FeedForward": dense(
+            google + "intermediate/dense", at("intermediate.dense"), bias
+        )
+        + dense(google + "output/dense", at("output.dense"), bias),
+    }
+    if norms:
+        layers[f"Transformer-{{i}}-{part}-Norm"] = norm(
+            google + "attention/output/LayerNorm", at("attention.output.LayerNorm")
+        )
+        layers["Transformer-{i}-FeedForward-Norm"] = norm(
+            google + "output/LayerNorm", at("output.LayerNorm")
+        )
+    return layers
+
+
+def bert_embeddings_layout(root="bert", hf=True, positions=True, norms=True, bias=True):
+    """Token, segment (and position) tables, embedding norm and mapping."""
+    h = (lambda name: name) if hf else (lambda name: None)
+    layers = {
+        "Embedding-Token": tensor(
+            root + "/embeddings/word_embeddings", h("embeddings.word_embeddings.weight"), vocab=True
         ),
-        (
-            _LAYER + "attention.output.dense.{p}",
-            _GOOGLE_LAYER + "attention/output/dense/{p}",
-            DENSE,
+        "Embedding-Segment": tensor(
+            root + "/embeddings/token_type_embeddings", h("embeddings.token_type_embeddings.weight")
         ),
-        (
-            _LAYER + "attention.output.LayerNorm.{p}",
-            _GOOGLE_LAYER + "attention/output/LayerNorm/{p}",
-            NORM,
+        "Embedding-Mapping": dense(root + "/encoder/embedding_hidden_mapping_in", bias=bias),
+    }
+    if positions:
+        layers["Embedding-Position"] = tensor(
+            root + "/embeddings/position_embeddings", h("embeddings.position_embeddings.weight")
+        )
+    if norms:
+        layers["Embedding-Norm"] = norm(root + "/embeddings/LayerNorm", h("embeddings.LayerNorm"))
+    return layers
+
+
+def bert_heads_layout(hf=True):
+    """Pooler (base), NSP and MLM heads with Google's `cls/` names; HF's
+    `cls.` and RoBERTa's `lm_head.` names."""
+    h = (lambda *names: names) if hf else (lambda *names: None)
+    base = {"Pooler-Dense": dense("bert/pooler/dense", h("pooler.dense"))}
+    heads = {
+        "NSP-Proba": tensor(
+            "cls/seq_relationship/output_weights",
+            h("cls.seq_relationship.weight"),
+            transposed=True,
+        )
+        + tensor("cls/seq_relationship/output_bias", h("cls.seq_relationship.bias")),
+        "MLM-Dense": dense(
+            "cls/predictions/transform/dense", h("cls.predictions.transform.dense", "lm_head.dense")
         ),
-        (_LAYER + "intermediate.dense.{p}", _GOOGLE_LAYER + "intermediate/dense/{p}", DENSE),
-        (_LAYER + "output.dense.{p}", _GOOGLE_LAYER + "output/dense/{p}", DENSE),
-        (_LAYER + "output.LayerNorm.{p}", _GOOGLE_LAYER + "output/LayerNorm/{p}", NORM),
-        ("pooler.dense.{p}", "bert/pooler/dense/{p}", DENSE),
-    ],
-    heads=[
-        ("cls.predictions.transform.dense.{p}", "cls/predictions/transform/dense/{p}", DENSE),
-        (
-            "cls.predictions.transform.LayerNorm.{p}",
-            "cls/predictions/transform/LayerNorm/{p}",
-            NORM,
+        "MLM-Norm": norm(
+            "cls/predictions/transform/LayerNorm",
+            h("cls.predictions.transform.LayerNorm", "lm_head.layer_norm"),
         ),
-        ("cls.predictions.bias", "cls/predictions/output_bias"),
-        ("cls.predictions.decoder.bias", "cls/predictions/output_bias"),
-        ("cls.seq_relationship.weight", "cls/seq_relationship/output_weights"),
-        ("cls.seq_relationship.bias", "cls/seq_relationship/output_bias"),
-        # RoBERTa names its MLM head lm_head.
-        ("lm_head.dense.{p}", "cls/predictions/transform/dense/{p}", DENSE),
-        ("lm_head.layer_norm.{p}", "cls/predictions/transform/LayerNorm/{p}", NORM),
-        ("lm_head.bias", "cls/predictions/output_bias"),
-        ("lm_head.decoder.bias", "cls/predictions/output_bias"),
-    ],
-    # Buffers and the decoder matrix tied to the word embeddings.
-    ignored=[
-        "embeddings.position_ids",
-        "embeddings.token_type_ids",
-        "cls.predictions.decoder.weight",
-        "lm_head.decoder.weight",
-    ],
-    base_prefixes=("bert.", "roberta."),
-)
+        "MLM-Bias": tensor(
+            "cls/predictions/output_bias",
+            h(
+                "cls.predictions.bias",
+                "cls.predictions.decoder.bias",
+                "lm_head.bias",
+                "lm_head.decoder.bias",
+            ),
+            vocab=True,
+        ),
+    }
+    return base, heads
+
+
+def _bert_layout():
+    base, heads = bert_heads_layout()
+    return CheckpointLayout(
+        layers={
+            **bert_embeddings_layout(),
+            **bert_block_layout("bert/encoder/layer_{i}/", "encoder.layer.{i}."),
+            **base,
+        },
+        heads=heads,
+        # Buffers and the decoder matrix tied to the word embeddings.
+        ignored=[
+            "embeddings.position_ids",
+            "embeddings.token_type_ids",
+            "cls.predictions.decoder.weight",
+            "lm_head.decoder.weight",
+        ],
+        base_prefixes=("bert.", "roberta."),
+    )
+
+
+BERT_LAYOUT = _bert_layout()
+HF_BERT_NAMING = BERT_LAYOUT.naming
 
 
 def _head_option(value, name, who):
@@ -101,10 +150,14 @@ class BERT(Transformer):
     row (HF RoBERTa: pad_token_id + 1).
     """
 
-    hf_naming = HF_BERT_NAMING
+    layout = BERT_LAYOUT
     core_scopes = ("bert/embeddings/", "bert/encoder/")
+    #: learned absolute positions in the embeddings (NEZHA, RoFormer: none)
+    absolute_positions = True
     family = "bert"
     hf_model_types = ("bert", "roberta", "xlm-roberta", "camembert")
+    #: the HF class save_weights_as_hf names in config.json
+    hf_architecture = "BertForPreTraining"
 
     def __init__(
         self,
@@ -152,19 +205,6 @@ class BERT(Transformer):
             inputs.append(int_input("Input-Position"))
         return inputs
 
-    def _layer_norm(self, x, name):
-        cond, hidden_units, hidden_act = self.layer_norm_conds
-        return self.apply(
-            inputs=self.simplify([x, cond]),
-            layer=LayerNormalization,
-            conditional=cond is not None,
-            hidden_units=hidden_units,
-            hidden_activation=hidden_act,
-            hidden_initializer=self.initializer,
-            epsilon=self.layer_norm_eps,
-            name=name,
-        )
-
     def apply_embeddings(self, inputs):
         inputs = list(inputs)
         x = inputs.pop(0)
@@ -189,7 +229,29 @@ class BERT(Transformer):
                 name="Embedding-Segment",
             )
             x = self.apply(inputs=[x, s], layer=Add, name="Embedding-Token-Segment")
+        if self.absolute_positions:
+            x = self.apply_position_embeddings(x, positions)
+        x = self.layer_norm(x, "Embedding-Norm")
         x = self.apply(
+            inputs=x, layer=keras.layers.Dropout, rate=self.dropout_rate, name="Embedding-Dropout"
+        )
+        return self.apply_embedding_mapping(x)
+
+    def apply_embedding_mapping(self, x):
+        """Dense to hidden_size when embedding_size differs (ALBERT, ELECTRA)."""
+        if self.embedding_size == self.hidden_size:
+            return x
+        return self.apply(
+            inputs=x,
+            layer=keras.layers.Dense,
+            units=self.hidden_size,
+            use_bias=self.use_bias,
+            kernel_initializer=self.initializer,
+            name="Embedding-Mapping",
+        )
+
+    def apply_position_embeddings(self, x, positions):
+        return self.apply(
             inputs=self.simplify([x, positions]),
             layer=PositionEmbedding,
             input_dim=self.max_position,
@@ -201,155 +263,94 @@ class BERT(Transformer):
             offset=self.position_offset,
             name="Embedding-Position",
         )
-        x = self._layer_norm(x, "Embedding-Norm")
-        x = self.apply(
-            inputs=x, layer=keras.layers.Dropout, rate=self.dropout_rate, name="Embedding-Dropout"
-        )
-        if self.embedding_size != self.hidden_size:
-            x = self.apply(
-                inputs=x,
-                layer=keras.layers.Dense,
-                units=self.hidden_size,
-                kernel_initializer=self.initializer,
-                name="Embedding-Mapping",
-            )
-        return x
-
-    def _residual(self, shortcut, x, name):
-        """Post-LN residual: Dropout, Add, LayerNorm, with bert4keras names."""
-        x = self.apply(
-            inputs=x, layer=keras.layers.Dropout, rate=self.dropout_rate, name=f"{name}-Dropout"
-        )
-        x = self.apply(inputs=[shortcut, x], layer=Add, name=f"{name}-Add")
-        return self._layer_norm(x, f"{name}-Norm")
-
-    def apply_main_layers(self, inputs, index):
-        attention_name = f"Transformer-{index}-MultiHeadSelfAttention"
-        feed_forward_name = f"Transformer-{index}-FeedForward"
-        attention_bias = self.compute_attention_bias(index)
-        extras = [] if attention_bias is None else [attention_bias]
-        x = self.apply(
-            inputs=[inputs, inputs, inputs] + extras,
-            layer=MultiHeadAttention,
-            heads=self.num_attention_heads,
-            head_size=self.attention_head_size,
-            out_dim=self.hidden_size,
-            key_size=self.attention_key_size,
-            attention_dropout=self.attention_dropout_rate,
-            kernel_initializer=self.initializer,
-            name=attention_name,
-        )
-        x = self._residual(inputs, x, attention_name)
-        y = self.apply(
-            inputs=x,
-            layer=FeedForward,
-            units=self.intermediate_size,
-            activation=self.hidden_act,
-            kernel_initializer=self.initializer,
-            name=feed_forward_name,
-        )
-        return self._residual(x, y, feed_forward_name)
 
     def apply_final_layers(self, inputs):
-        outputs = [inputs]
-        if self.with_pool:
-            x = self.apply(inputs=inputs, layer=TakeToken, index=0, name="Pooler")
-            activation = "tanh" if self.with_pool is True else self.with_pool
-            x = self.apply(
-                inputs=x,
-                layer=keras.layers.Dense,
-                units=self.hidden_size,
-                activation=get_activation(activation),
-                kernel_initializer=self.initializer,
-                name="Pooler-Dense",
-            )
-            if self.with_nsp:
-                x = self.apply(
-                    inputs=x,
-                    layer=keras.layers.Dense,
-                    units=2,
-                    activation="softmax",
-                    kernel_initializer=self.initializer,
-                    dtype="float32",  # probabilities in float32 under mixed precision
-                    name="NSP-Proba",
-                )
-            outputs.append(x)
-        if self.with_mlm:
-            x = self.apply(
-                inputs=inputs,
-                layer=keras.layers.Dense,
-                units=self.embedding_size,
-                activation=get_activation(self.hidden_act),
-                kernel_initializer=self.initializer,
-                name="MLM-Dense",
-            )
-            x = self._layer_norm(x, "MLM-Norm")
-            x = self.apply(
-                inputs=x, layer=Embedding, arguments={"mode": "dense"}, name="Embedding-Token"
-            )
-            x = self.apply(inputs=x, layer=BiasAdd, name="MLM-Bias")
-            activation = "softmax" if self.with_mlm is True else self.with_mlm
-            x = self.apply(
-                inputs=x,
-                layer=keras.layers.Activation,
-                activation=get_activation(activation),
-                dtype="float32",  # softmax over the vocab in float32 under mixed precision
-                name="MLM-Activation",
-            )
-            outputs.append(x)
+        outputs = self.apply_heads(inputs)
         # bert4keras: the sequence output is dropped once a head exists.
-        if len(outputs) == 1:
-            return outputs[0]
-        return outputs[1] if len(outputs) == 2 else outputs[1:]
+        if not outputs:
+            return inputs
+        return outputs[0] if len(outputs) == 1 else outputs
 
-    def load_variable(self, checkpoint, name):
-        value = super().load_variable(checkpoint, name)
-        if name in ("bert/embeddings/word_embeddings", "cls/predictions/output_bias"):
-            return self.load_embeddings(value)
-        if name == "cls/seq_relationship/output_weights":
-            return value.T
-        return value
+    def apply_heads(self, x):
+        """The heads' outputs, in bert4keras' order (pooler/NSP, then MLM)."""
+        outputs = []
+        if self.with_pool:
+            outputs.append(self.apply_pooler(x))
+        if self.with_mlm:
+            outputs.append(self.apply_mlm_head(x))
+        return outputs
 
-    def save_variable(self, name, value):
-        if name == "cls/seq_relationship/output_weights":
-            return value.T
-        return value
+    def apply_pooler(self, x):
+        x = self.apply(inputs=x, layer=TakeToken, index=0, name="Pooler")
+        activation = "tanh" if self.with_pool is True else self.with_pool
+        x = self.apply(
+            inputs=x,
+            layer=keras.layers.Dense,
+            units=self.hidden_size,
+            activation=get_activation(activation),
+            kernel_initializer=self.initializer,
+            name="Pooler-Dense",
+        )
+        if not self.with_nsp:
+            return x
+        return self.apply(
+            inputs=x,
+            layer=keras.layers.Dense,
+            units=2,
+            activation="softmax",
+            kernel_initializer=self.initializer,
+            dtype="float32",  # probabilities in float32 under mixed precision
+            name="NSP-Proba",
+        )
 
-    def variable_mapping(self):
-        def pair(prefix):
-            return [prefix + "/kernel", prefix + "/bias"]
+    def apply_mlm_head(self, x):
+        """Dense + norm, the decoder tied to the token embeddings, a bias."""
+        x = self.apply(
+            inputs=x,
+            layer=keras.layers.Dense,
+            units=self.embedding_size,
+            activation=get_activation(self.mlm_activation()),
+            kernel_initializer=self.initializer,
+            name="MLM-Dense",
+        )
+        x = self.layer_norm(x, "MLM-Norm")
+        x = self.apply(
+            inputs=x, layer=Embedding, arguments={"mode": "dense"}, name="Embedding-Token"
+        )
+        x = self.apply(inputs=x, layer=BiasAdd, name="MLM-Bias")
+        return self.vocab_activation(x, self.with_mlm, "MLM-Activation")
 
-        def norm(prefix):
-            return [prefix + "/beta", prefix + "/gamma"]
+    def mlm_activation(self):
+        """The MLM head's dense activation."""
+        return self.hidden_act
 
-        mapping = {
-            "Embedding-Token": ["bert/embeddings/word_embeddings"],
-            "Embedding-Segment": ["bert/embeddings/token_type_embeddings"],
-            "Embedding-Position": ["bert/embeddings/position_embeddings"],
-            "Embedding-Norm": norm("bert/embeddings/LayerNorm"),
-            "Embedding-Mapping": pair("bert/encoder/embedding_hidden_mapping_in"),
-            "Pooler-Dense": pair("bert/pooler/dense"),
-            "NSP-Proba": [
-                "cls/seq_relationship/output_weights",
-                "cls/seq_relationship/output_bias",
-            ],
-            "MLM-Dense": pair("cls/predictions/transform/dense"),
-            "MLM-Norm": norm("cls/predictions/transform/LayerNorm"),
-            "MLM-Bias": ["cls/predictions/output_bias"],
+    def vocab_activation(self, x, option, name):
+        """softmax (option True) or the named activation, in float32."""
+        activation = "softmax" if option is True else option
+        return self.apply(
+            inputs=x,
+            layer=keras.layers.Activation,
+            activation=get_activation(activation),
+            dtype="float32",  # softmax over the vocab in float32 under mixed precision
+            name=name,
+        )
+
+    def hf_config(self):
+        """config.json for HF's BertModel / BertForPreTraining."""
+        return {
+            "model_type": self.hf_model_types[0],
+            "architectures": [self.hf_architecture],
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "intermediate_size": self.intermediate_size,
+            "hidden_act": self.hidden_act,
+            "hidden_dropout_prob": self.dropout_rate or 0.0,
+            "attention_probs_dropout_prob": self.attention_dropout_rate or 0.0,
+            "max_position_embeddings": getattr(self, "max_position", 512),
+            "type_vocab_size": self.segment_vocab_size,
+            "layer_norm_eps": self.layer_norm_eps,
+            "initializer_range": self.initializer_range,
+            "pad_token_id": self.pad_token_id,
         }
-        for i in range(self.num_hidden_layers):
-            google = f"bert/encoder/layer_{i}/"
-            mapping[f"Transformer-{i}-MultiHeadSelfAttention"] = (
-                pair(google + "attention/self/query")
-                + pair(google + "attention/self/key")
-                + pair(google + "attention/self/value")
-                + pair(google + "attention/output/dense")
-            )
-            mapping[f"Transformer-{i}-MultiHeadSelfAttention-Norm"] = norm(
-                google + "attention/output/LayerNorm"
-            )
-            mapping[f"Transformer-{i}-FeedForward"] = pair(google + "intermediate/dense") + pair(
-                google + "output/dense"
-            )
-            mapping[f"Transformer-{i}-FeedForward-Norm"] = norm(google + "output/LayerNorm")
-        return mapping

@@ -4,8 +4,12 @@ As in bert4keras: `apply()` creates each layer once per (prefixed) name, so the
 same name means shared weights; the template hooks `get_inputs`,
 `apply_embeddings`, `apply_main_layers`, `apply_final_layers`,
 `compute_attention_bias` and `compute_position_bias` are what a family
-overrides; `variable_mapping()` is pure data tying layer weights to checkpoint
-variable names (Google TF names).
+overrides. The block lives here, set by class knobs (`norm_position`,
+`norm_options`, `use_bias`, `attention_scale`, `shared_blocks`,
+`position_mode`): `sublayer` (pre/post norm residual), `attention`,
+`feed_forward`, `block_name`. Masks and position tensors are computed once,
+before the blocks, and handed to every attention layer. The checkpoint
+layout (Google and HF names) is the family's `layout` (see checkpoint_io).
 
 With `recompute=True` (default: the RECOMPUTE environment variable, as in
 bert4keras) each block that `apply_main_layers` builds becomes one
@@ -18,9 +22,10 @@ import keras
 import numpy as np
 
 from nlp4keras import validation as check
-from nlp4keras.checkpoints.loading import LoadReport, assign_from_checkpoint, open_for_model
+from nlp4keras.checkpoints.loading import LoadReport
 from nlp4keras.initializers import TruncatedNormal
-from nlp4keras.layers import MultiHeadAttention
+from nlp4keras.layers import Add, FeedForward, LayerNormalization, MultiHeadAttention
+from nlp4keras.models.checkpoint_io import CheckpointIO
 from nlp4keras.recompute import (
     RecomputedModel,
     check_layers_not_shared,
@@ -29,19 +34,27 @@ from nlp4keras.recompute import (
 )
 
 
-class Transformer:
+class Transformer(CheckpointIO):
     """Base class: holds the configuration, builds and loads the Keras model."""
 
-    #: Rules translating HF (PyTorch-style) tensor names to this family's
-    #: Google names; set by each family.
-    hf_naming = None
-    #: Google-name prefixes of the encoder's own weights (not heads): a
-    #: checkpoint tensor there that the model does not use gets a warning.
-    core_scopes = ()
-    #: HF config `model_type`s this family can load (empty: not checked).
-    hf_model_types = ()
     #: The Keras model's name when none is given (`model.summary()` shows it).
     family = "transformer"
+
+    # ---- block knobs a family sets
+    #: "post" (BERT: norm(x + f(x))) or "pre" (GPT-2, T5: x + f(norm(x)))
+    norm_position = "post"
+    #: extra LayerNormalization options (RMS: zero_mean=False, ...)
+    norm_options = {}
+    #: biases in attention, feed-forward and the embedding mapping
+    use_bias = True
+    #: divide attention logits by sqrt(key_size)
+    attention_scale = True
+    #: one block applied num_hidden_layers times (ALBERT)
+    shared_blocks = False
+    #: MultiHeadAttention position_mode: None, "rotary" or "relative"
+    position_mode = None
+    #: the attention sublayer's name part
+    attention_part = "MultiHeadSelfAttention"
 
     def __init__(
         self,
@@ -139,6 +152,11 @@ class Transformer:
         self.position_bias = None
         self.attention_scores = None
         self.load_report = None
+        self._shared_block = None
+        # build_transformer_model sets this when a checkpoint will fill the
+        # weights: their random draws are skipped (see initializer).
+        self.defer_initialization = False
+        self._deferred_initializers = []
         self.built = False
 
     # ----------------------------------------------------------------- build
@@ -203,6 +221,10 @@ class Transformer:
 
     def call(self, inputs):
         x = self.apply_embeddings(inputs)
+        # Masks and positions once, before the blocks (a tensor built inside
+        # block 0 and read by later blocks would break recompute).
+        self.compute_attention_bias()
+        self.compute_position_bias(x)
         for index in range(self.num_hidden_layers):
             if self.recompute:
                 x = self.apply_recomputed_layers(x, index)
@@ -211,20 +233,127 @@ class Transformer:
         return self.apply_final_layers(x)
 
     def apply_recomputed_layers(self, inputs, index):
-        """`apply_main_layers` as one RecomputedBlock `Transformer-{index}`.
+        """`apply_main_layers` as one RecomputedBlock `Transformer-{index}`
+        (shared blocks: one block `Transformer` called at every index).
         RealFormer's attention scores enter and leave the block as tensors."""
+        if self._shared_block is not None:
+            block, externals = self._shared_block
+            return block([inputs] + externals)
         scores = self.attention_scores
         outputs = self.apply_main_layers(inputs, index)
         block_inputs = [inputs] if scores is None else [inputs, scores]
         block_outputs = [outputs]
         if self.attention_scores is not scores:
             block_outputs.append(self.attention_scores)
-        results = recompute_graph(
-            block_inputs, block_outputs, name=self.prefixed(f"Transformer-{index}")
+        name = "Transformer" if self.shared_blocks else f"Transformer-{index}"
+        results, block, externals = recompute_graph(
+            block_inputs, block_outputs, name=self.prefixed(name), return_block=True
         )
+        if self.shared_blocks:
+            if scores is not None or len(results) > 1:
+                raise NotImplementedError(
+                    "recompute with shared blocks does not support residual_attention_scores"
+                )
+            self._shared_block = (block, externals)
         if len(results) > 1:
             self.attention_scores = results[1]
         return results[0]
+
+    # ----------------------------------------------------------------- block
+    def block_name(self, index, part):
+        """'Transformer-{index}-{part}' ('Transformer-{part}' for shared blocks)."""
+        return f"Transformer-{part}" if self.shared_blocks else f"Transformer-{index}-{part}"
+
+    def block_layer_names(self):
+        """[[layer names of block i], ...]: what layer-wise learning rates and
+        recompute treat as block i (a shared block lists the same layers)."""
+        blocks = []
+        for index in range(self.num_hidden_layers):
+            start = self.block_name(index, "")
+            blocks.append(
+                sorted(name for name in self.layers if name.startswith(self.prefixed(start)))
+            )
+        return blocks
+
+    def layer_norm(self, x, name, **options):
+        """The family's norm (norm_options), conditional when the model was
+        built with layer_norm_cond."""
+        cond, hidden_units, hidden_act = self.layer_norm_conds
+        options = {**self.norm_options, **options}
+        return self.apply(
+            inputs=self.simplify([x, cond]),
+            layer=LayerNormalization,
+            conditional=cond is not None,
+            hidden_units=hidden_units,
+            hidden_activation=hidden_act,
+            hidden_initializer=self.initializer,
+            epsilon=self.layer_norm_eps,
+            name=name,
+            **options,
+        )
+
+    def sublayer(self, x, fn, name):
+        """A residual sublayer around `fn` (which builds the layer `name`):
+        post-norm norm(x + dropout(fn(x))), pre-norm x + dropout(fn(norm(x))),
+        with bert4keras' names {name}-Dropout, {name}-Add, {name}-Norm."""
+        if self.norm_position == "pre":
+            y = fn(self.layer_norm(x, f"{name}-Norm"))
+        else:
+            y = fn(x)
+        y = self.apply(
+            inputs=y, layer=keras.layers.Dropout, rate=self.dropout_rate, name=f"{name}-Dropout"
+        )
+        y = self.apply(inputs=[x, y], layer=Add, name=f"{name}-Add")
+        return y if self.norm_position == "pre" else self.layer_norm(y, f"{name}-Norm")
+
+    def attention_inputs(self, x):
+        """(inputs, call arguments) of a self-attention layer on x: the
+        attention mask/bias and the position tensor computed before the blocks."""
+        bias = self.compute_attention_bias()
+        arguments = {}
+        if self.position_mode is not None:
+            arguments["positions"] = self.compute_position_bias(x)
+        return [x] + ([] if bias is None else [bias]), arguments
+
+    def attention(self, x, index):
+        inputs, arguments = self.attention_inputs(x)
+        return self.apply(
+            inputs=[x, x] + inputs,
+            layer=MultiHeadAttention,
+            arguments=arguments,
+            heads=self.num_attention_heads,
+            head_size=self.attention_head_size,
+            out_dim=self.hidden_size,
+            key_size=self.attention_key_size,
+            use_bias=self.use_bias,
+            attention_scale=self.attention_scale,
+            attention_dropout=self.attention_dropout_rate,
+            position_mode=self.position_mode,
+            kernel_initializer=self.initializer,
+            name=self.block_name(index, self.attention_part),
+        )
+
+    def feed_forward(self, x, index):
+        return self.apply(
+            inputs=x,
+            layer=FeedForward,
+            units=self.intermediate_size,
+            activation=self.hidden_act,
+            use_bias=self.use_bias,
+            kernel_initializer=self.initializer,
+            name=self.block_name(index, "FeedForward"),
+        )
+
+    def apply_main_layers(self, inputs, index):
+        """One block: attention then feed-forward, each a residual sublayer."""
+        x = self.sublayer(
+            inputs,
+            lambda y: self.attention(y, index),
+            self.block_name(index, self.attention_part),
+        )
+        return self.sublayer(
+            x, lambda y: self.feed_forward(y, index), self.block_name(index, "FeedForward")
+        )
 
     def prefixed(self, name):
         return self.prefix + name if name else name
@@ -263,7 +392,34 @@ class Transformer:
         """A TruncatedNormal(initializer_range), fresh at each access (so layers
         do not share draws); an initializer object as in bert4keras, where
         scripts pass `kernel_initializer=bert.initializer`."""
-        return TruncatedNormal(stddev=self.initializer_range)
+        initializer = TruncatedNormal(stddev=self.initializer_range)
+        if self.defer_initialization:
+            initializer.deferred = True
+            self._deferred_initializers.append(initializer)
+        return initializer
+
+    def finish_deferred_initialization(self, loaded=()):
+        """After a checkpoint load into a model built with
+        defer_initialization: draw the initial values of the weights the
+        checkpoint did not fill (those still NaN), and make the layers'
+        initializers draw again from now on. `loaded`: the variables the
+        checkpoint filled (not inspected)."""
+        if not self.defer_initialization:
+            return
+        for initializer in self._deferred_initializers:
+            initializer.deferred = False
+        self._deferred_initializers = []
+        self.defer_initialization = False
+        if not self.built:
+            return
+        filled = {id(v) for v in loaded}
+        draw = TruncatedNormal(stddev=self.initializer_range)
+        for variable in self.model.weights:
+            if id(variable) in filled or not variable.shape:
+                continue
+            value = keras.ops.convert_to_numpy(variable)
+            if np.isnan(value.flat[0]):
+                variable.assign(draw(variable.shape, variable.dtype))
 
     def get_inputs(self):
         raise NotImplementedError
@@ -271,17 +427,17 @@ class Transformer:
     def apply_embeddings(self, inputs):
         raise NotImplementedError
 
-    def apply_main_layers(self, inputs, index):
-        raise NotImplementedError
-
     def apply_final_layers(self, inputs):
         raise NotImplementedError
 
     def compute_attention_bias(self, inputs=None):
-        """The extra attention mask/bias shared by all layers (None: padding only)."""
+        """The extra attention mask/bias shared by all layers (None: padding
+        only); built once, on first call (LM / UniLM mixins)."""
         return self.attention_bias
 
     def compute_position_bias(self, inputs=None):
+        """The position tensor every attention layer reads (None: positions
+        live in the embeddings); built once, from the embeddings' output."""
         return self.position_bias
 
     def set_inputs(self, inputs, additional_input_layers=None):
@@ -298,74 +454,6 @@ class Transformer:
         """Drop Nones from a list; unwrap a single element."""
         inputs = [x for x in inputs if x is not None]
         return inputs[0] if len(inputs) == 1 else inputs
-
-    # -------------------------------------------------------------- weights
-    def variable_mapping(self):
-        """{layer name: [checkpoint variable names, in layer.weights order]}."""
-        return {}
-
-    def _weight_pairs(self, mapping=None):
-        """(variable, checkpoint name) for every mapped weight of the built
-        layers (a layer's weights zipped in order with its mapped names)."""
-        mapping = self.variable_mapping() if mapping is None else mapping
-        pairs = []
-        for layer_name, variable_names in mapping.items():
-            layer = self.layers.get(self.prefixed(layer_name))
-            if layer is not None:
-                pairs.extend(zip(layer.weights, variable_names))
-        return pairs
-
-    def load_embeddings(self, embeddings):
-        """Apply keep_tokens (row subset) and compound_tokens (appended rows,
-        each a weighted mean of existing rows) to an embedding-like tensor."""
-        rows = embeddings.shape[0]
-        if self.keep_tokens is not None:
-            _check_token_ids("keep_tokens", self.keep_tokens, rows)
-            embeddings = embeddings[np.asarray(self.keep_tokens)]
-        if self.compound_tokens is not None:
-            extra = []
-            for ids, weights in self.compound_tokens:
-                _check_token_ids("compound_tokens", ids, embeddings.shape[0])
-                extra.append(np.average(embeddings[ids], axis=0, weights=weights))
-            embeddings = np.concatenate([embeddings, np.stack(extra).astype(embeddings.dtype)], 0)
-        return embeddings
-
-    def load_variable(self, checkpoint, name):
-        """Read one variable from an open checkpoint (a reader in Google names)."""
-        return checkpoint.read(name)
-
-    def save_variable(self, name, value):
-        """Inverse of load_variable's layout changes, for saving (keep_tokens
-        and compound_tokens are not undone: the saved vocab is the model's)."""
-        return value
-
-    def save_weights_as_checkpoint(self, filename, mapping=None, dtype=None):
-        """Write the weights as a Google-layout TF checkpoint (`filename` is the
-        prefix, e.g. '.../bert_model.ckpt'), readable by TensorFlow, bert4keras
-        and load_weights_from_checkpoint. No TensorFlow needed."""
-        from nlp4keras.checkpoints.tf_bundle import write_tf_checkpoint
-
-        tensors = {}
-        for variable, name in self._weight_pairs(mapping):
-            value = self.save_variable(name, keras.ops.convert_to_numpy(variable))
-            tensors[name] = value.astype(dtype) if dtype is not None else value
-        write_tf_checkpoint(filename, tensors)
-
-    def load_weights_from_checkpoint(self, checkpoint, mapping=None):
-        """Load weights from a checkpoint path (HF folder, safetensors, .bin, TF
-        checkpoint) or a dict of numpy arrays. Strict unless the model was built
-        with ignore_invalid_weights=True. Returns a LoadReport."""
-        pairs = self._weight_pairs(mapping)
-        with open_for_model(checkpoint, self.hf_naming) as reader:
-            report = assign_from_checkpoint(
-                pairs,
-                reader,
-                lambda name: self.load_variable(reader, name),
-                strict=not self.ignore_invalid_weights,
-                core_scopes=self.core_scopes,
-            )
-        self.load_report = report
-        return report
 
 
 def _as_list(x):
@@ -403,14 +491,6 @@ def _compound_item(item, index, who):
             name,
         )
     return ids, weights
-
-
-def _check_token_ids(name, ids, rows):
-    bad = [i for i in ids if not 0 <= int(i) < rows]
-    if bad:
-        raise ValueError(
-            f"{name} holds ids outside the checkpoint's {rows}-token vocab: {bad[:10]}"
-        )
 
 
 __all__ = ["Transformer", "LoadReport"]

@@ -32,7 +32,8 @@ def layerwise_lr_multipliers(model, decay=0.9, head_multiplier=1.0, extra=None):
     extra = _checked_extra(extra, who)
 
     paths = [variable_path(v) for v in _trainable_variables(model, who)]
-    blocks = [int(m.group(1)) for m in map(_BLOCK.search, paths) if m]
+    block_of = _block_finder(model)
+    blocks = [b for b in map(block_of, map(_layer_of, paths)) if b is not None]
     if not blocks:
         raise ValueError(f"{who}: the model has no trainable 'Transformer-<i>-' layers")
     top = max(blocks)
@@ -40,9 +41,9 @@ def layerwise_lr_multipliers(model, decay=0.9, head_multiplier=1.0, extra=None):
     wanted = {}
     for path in paths:
         layer = _layer_of(path)
-        block = _BLOCK.search(layer)
-        if block:
-            multiplier = decay ** (top - int(block.group(1)))
+        block = block_of(layer)
+        if block is not None:
+            multiplier = decay ** (top - block)
         elif _EMBEDDING.search(layer):
             multiplier = decay ** (top + 1)
         else:
@@ -54,6 +55,24 @@ def layerwise_lr_multipliers(model, decay=0.9, head_multiplier=1.0, extra=None):
     schedule = _compress(wanted)
     _check_schedule(schedule, wanted, who)
     return schedule
+
+
+def _block_finder(model):
+    """layer name -> block index (None: not in a block). A Transformer object
+    says which layers each block holds (a shared ALBERT block counts as the
+    top one); a bare keras.Model is read by its layer names."""
+    blocks = getattr(model, "block_layer_names", None)
+    if callable(blocks):
+        index = {}
+        for i, names in enumerate(blocks()):
+            index.update((name, i) for name in names)
+        return lambda layer: index.get(layer.rsplit("/", 1)[-1])
+
+    def by_name(layer):
+        match = _BLOCK.search(layer)
+        return int(match.group(1)) if match else None
+
+    return by_name
 
 
 def _checked_extra(extra, who):

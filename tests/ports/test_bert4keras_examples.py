@@ -332,7 +332,7 @@ EXAMPLES = {
         prints=(FIT_LOSS, r"val_acc: [\d.]+, best_val_acc: [\d.]+, test_acc", r"final test acc"),
     ),
     "task_sentiment_albert": Example(
-        waits("the ALBERT model (model='albert')", FAMILIES, "unknown model 'albert'"),
+        MIGRATE,  # save_weights names (.weights.h5)
         replacements=(
             ("/root/kg/bert/albert_small_zh_google/", "tiny_albert/"),
             ("batch_size = 32", "batch_size = 8"),
@@ -345,10 +345,11 @@ EXAMPLES = {
     "task_sentiment_integrated_gradients": Example(
         # Runs after task_sentiment_albert (it loads that script's best_model.weights).
         waits(
-            "the ALBERT model (model='albert'); then K.gradients in a layer, which a person "
-            "ports to nlp4keras.training.integrated_gradients (migrate reports it)",
-            FAMILIES,
-            "unknown model 'albert'",
+            "a person: it calls model.predict on nested Python lists (Keras 3 wants arrays) "
+            "and K.gradients in a layer (ported to nlp4keras.training.integrated_gradients; "
+            "migrate reports it)",
+            PERSON,
+            "Unrecognized data type",
         ),
         data=(SENTIMENT,),
         model=TinyModel("tiny_albert", "albert", "albert_config.json", "albert_model.ckpt"),

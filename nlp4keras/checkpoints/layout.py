@@ -1,0 +1,121 @@
+"""A family's checkpoint layout, written once: for each Keras layer, its
+weights in order, each with its Google/bert4keras TF name and its HF names.
+
+`variable_mapping()` (layer -> Google names), the HF -> Google translation
+(`NamingRules`) and the export to either format all read the same table.
+Templates may hold `{i}`, the block index. HF names are `.`-separated and
+PyTorch-shaped: a 2-D Google `.../kernel` is the transpose of its HF weight.
+"""
+
+from dataclasses import dataclass
+
+from nlp4keras.checkpoints.hf_names import NamingRules
+
+
+@dataclass(frozen=True)
+class Weight:
+    #: Google/bert4keras TF name (template)
+    google: str
+    #: HF names (templates), the canonical one first; () if HF has none
+    hf: tuple = ()
+    #: rows are the vocab: keep_tokens / compound_tokens apply
+    vocab: bool = False
+    #: stored transposed relative to the Keras weight (both formats)
+    transposed: bool = False
+
+
+def dense(google, hf=None, bias=True):
+    """Kernel and bias of a Dense-like projection."""
+    weights = [Weight(google + "/kernel", _aliases(hf, ".weight"))]
+    if bias:
+        weights.append(Weight(google + "/bias", _aliases(hf, ".bias")))
+    return weights
+
+
+def norm(google, hf=None, offset=True, scale=True):
+    """beta then gamma, as LayerNormalization creates them."""
+    weights = []
+    if offset:
+        weights.append(Weight(google + "/beta", _aliases(hf, ".bias", ".beta")))
+    if scale:
+        weights.append(Weight(google + "/gamma", _aliases(hf, ".weight", ".gamma")))
+    return weights
+
+
+def tensor(google, hf=None, vocab=False, transposed=False):
+    """One named tensor (an embedding table, a bias)."""
+    return [Weight(google, _aliases(hf, ""), vocab, transposed)]
+
+
+def _aliases(hf, *suffixes):
+    if hf is None:
+        return ()
+    names = (hf,) if isinstance(hf, str) else tuple(hf)
+    return tuple(name + suffix for suffix in suffixes for name in names)
+
+
+def _int_fields(template):
+    return template.replace("{i}", "{i:int}")
+
+
+class CheckpointLayout:
+    """layers / heads: {Keras layer name template: [Weight, ...]} for the
+    encoder and for its task heads (HF names of heads never carry the base
+    model prefix). ignored: HF templates of buffers and tied copies.
+    base_prefixes: prefixes HF task models put before base weights ('bert.')."""
+
+    def __init__(self, layers, heads=None, ignored=(), base_prefixes=()):
+        self.layers = dict(layers)
+        self.heads = dict(heads or {})
+        self.ignored = tuple(ignored)
+        self.base_prefixes = tuple(base_prefixes)
+        self.naming = NamingRules(
+            base=self._rules(self.layers),
+            heads=self._rules(self.heads),
+            ignored=self.ignored,
+            base_prefixes=self.base_prefixes,
+        )
+
+    @staticmethod
+    def _rules(table):
+        rules = []
+        for weights in table.values():
+            for weight in weights:
+                for hf in weight.hf:
+                    rules.append((_int_fields(hf), _int_fields(weight.google)))
+        return rules
+
+    def entries(self, num_layers):
+        """(layer name, [Weight with {i} filled]) for every layer, blocks 0..n-1."""
+        for template, weights in {**self.layers, **self.heads}.items():
+            indices = range(num_layers) if "{i}" in template else [None]
+            for i in indices:
+                yield template.format(i=i), [_filled(w, i) for w in weights]
+
+    def variable_mapping(self, num_layers):
+        """{layer name: [Google names, in the layer's weight order]}."""
+        return {name: [w.google for w in weights] for name, weights in self.entries(num_layers)}
+
+    def weights_by_google(self, num_layers):
+        return {w.google: w for _, weights in self.entries(num_layers) for w in weights}
+
+    def head_names(self, num_layers):
+        """Google names of the heads' weights (HF names without base prefix)."""
+        return {
+            w.google
+            for template, weights in self.heads.items()
+            for i in (range(num_layers) if "{i}" in template else [None])
+            for w in weights
+            for w in [_filled(w, i)]
+        }
+
+
+def _filled(weight, i):
+    if i is None:
+        return weight
+    return Weight(
+        weight.google.format(i=i),
+        tuple(h.format(i=i) for h in weight.hf),
+        weight.vocab,
+        weight.transposed,
+    )
