@@ -3,6 +3,7 @@ head (`with_discriminator`) or the generator's MLM head (`with_mlm`)."""
 
 import keras
 
+from nlp4keras import validation as check
 from nlp4keras.backend import get_activation
 from nlp4keras.checkpoints.layout import CheckpointLayout, dense, norm, tensor
 from nlp4keras.models.bert import BERT, bert_block_layout, bert_embeddings_layout
@@ -55,8 +56,6 @@ class ELECTRA(BERT):
             raise ValueError("ELECTRA has no pooler: with_pool / with_nsp are not supported")
         super().__init__(**kwargs)
         if not isinstance(with_discriminator, bool):
-            from nlp4keras import validation as check
-
             check.activation(with_discriminator, "with_discriminator", "ELECTRA")
         self.with_discriminator = with_discriminator
 
