@@ -3,9 +3,19 @@
 Usage (from the repo root):
 
     python benchmarks/encode.py [--rounds 3] [--quick] [--model .assets/minilm]
+        [--family bert,albert,electra,roformer]
 
-The driver runs one worker subprocess per (round, case, implementation), since
-the Keras backend is fixed per process. The order of the implementations
+Families: bert is all-MiniLM-L6-v2 (--model, real weights); albert, electra
+and roformer are random-weight models of the same shape (6 layers, hidden
+384, 12 heads, FFN 1536, vocab 30522; embedding size 128 for ALBERT and
+ELECTRA, 384 for RoFormer), made once with transformers (fixed seed) and
+cached in benchmarks/out/models/<family>/. nlp4keras loads each folder with
+build_transformer_model(folder, folder, model=<family>); HF loads it with
+AutoModel.from_pretrained (sdpa attention, eager for RoFormer, which has no
+sdpa path in transformers).
+
+The driver runs one worker subprocess per (round, family, case,
+implementation), since the Keras backend is fixed per process. The order of the implementations
 changes from round to round, so slow drifts of a noisy machine hit all of them.
 Each worker builds the model, times the first call (JAX compiles there)
 separately, warms up, waits (bounded by --max-wait) for other processes to go
@@ -15,7 +25,8 @@ meanwhile (from /proc/stat), so calls made on a busy machine can be told
 apart: the "quiet" columns use only calls during which others used < 0.25
 cores. The driver pools the samples over rounds, prints markdown tables and
 writes the raw data to benchmarks/out/encode.json. In round 1 the workers also
-save their outputs, which the driver checks against HF's on non-pad tokens.
+save their outputs (the sequence output), which the driver checks against HF's
+on non-pad tokens, per family and case.
 """
 
 import os
@@ -51,7 +62,7 @@ CASES = {
 
 # name: (KERAS_BACKEND, description)
 IMPLS = {
-    "hf": ("torch", "transformers BertModel, sdpa, eval, inference_mode"),
+    "hf": ("torch", "transformers AutoModel, sdpa (RoFormer: eager), eval, inference_mode"),
     "jax": ("jax", "nlp4keras on JAX, model.predict_on_batch (jitted)"),
     "torch": ("torch", "nlp4keras on torch, model.predict_on_batch (no_grad)"),
     "torch-call": ("torch", "nlp4keras on torch, model(x, training=False) under inference_mode"),
@@ -62,6 +73,49 @@ REPS = {"b32xs128": (3, 10), "b1xs32": (10, 150), "b32xs128-pad": (3, 10)}
 QUICK_REPS = {"b32xs128": (3, 5), "b1xs32": (10, 40), "b32xs128-pad": (3, 5)}
 
 SEED = 1234
+
+# The MiniLM-like shape shared by the random-weight families.
+SHAPE = dict(
+    vocab_size=30522,
+    hidden_size=384,
+    num_hidden_layers=6,
+    num_attention_heads=12,
+    intermediate_size=1536,
+    max_position_embeddings=512,
+    type_vocab_size=2,
+)
+# name: transformers config class, model class and config arguments (None:
+# the --model folder), HF attention implementation, description.
+FAMILIES = {
+    "bert": dict(
+        hf_config=None,
+        hf_model=None,
+        config={},
+        hf_attn="sdpa",
+        about="all-MiniLM-L6-v2 (--model), real weights",
+    ),
+    "albert": dict(
+        hf_config="AlbertConfig",
+        hf_model="AlbertModel",
+        config=dict(SHAPE, embedding_size=128),
+        hf_attn="sdpa",
+        about="ALBERT, random weights, embedding 128, one shared layer group, gelu_new",
+    ),
+    "electra": dict(
+        hf_config="ElectraConfig",
+        hf_model="ElectraModel",
+        config=dict(SHAPE, embedding_size=128),
+        hf_attn="sdpa",
+        about="ELECTRA discriminator, random weights, embedding 128 (+ projection)",
+    ),
+    "roformer": dict(
+        hf_config="RoFormerConfig",
+        hf_model="RoFormerModel",
+        config=dict(SHAPE, embedding_size=384),
+        hf_attn="eager",  # transformers' RoFormer has no sdpa attention
+        about="RoFormer, random weights, rotary positions, embedding = hidden",
+    ),
+}
 # A timed call counts as "quiet" when other processes used less than this
 # many cores meanwhile.
 QUIET_CORES = 0.25
@@ -88,22 +142,25 @@ def make_inputs(case, vocab_size):
 # --------------------------------------------------------------------- worker
 
 
-def load_runner(impl, folder, threads, ids, segments, mask):
-    """Build the model; return a zero-argument callable giving a numpy output."""
+def load_runner(impl, family, folder, threads, ids, segments, mask):
+    """Build the model; return a zero-argument callable giving a numpy output
+    (the sequence output)."""
     if impl == "jax":
         import nlp4keras  # noqa: F401  (keeps the library's backend choice logic)
         from nlp4keras.models import build_transformer_model
 
-        model = build_transformer_model(os.path.join(folder, "config.json"), folder)
+        model = build_transformer_model(folder, folder, model=family)
         return lambda: model.predict_on_batch([ids, segments])
 
     import torch
 
     torch.set_num_threads(threads)
     if impl == "hf":
-        from transformers import BertModel
+        from transformers import AutoModel
 
-        model = BertModel.from_pretrained(folder, attn_implementation="sdpa").eval()
+        attn = FAMILIES[family]["hf_attn"]
+        model = AutoModel.from_pretrained(folder, attn_implementation=attn).eval()
+        assert model.config._attn_implementation == attn, model.config._attn_implementation
         tensors = dict(
             input_ids=torch.from_numpy(ids).long(),
             token_type_ids=torch.from_numpy(segments).long(),
@@ -121,7 +178,7 @@ def load_runner(impl, folder, threads, ids, segments, mask):
     import nlp4keras  # noqa: F401
     from nlp4keras.models import build_transformer_model
 
-    model = build_transformer_model(os.path.join(folder, "config.json"), folder)
+    model = build_transformer_model(folder, folder, model=family)
     if impl == "torch":
         return lambda: model.predict_on_batch([ids, segments])
     # torch-call: plain __call__ on tensors prepared once, outside the timing.
@@ -141,7 +198,7 @@ def worker(args):
     load_avg = os.getloadavg()
 
     start = time.perf_counter()
-    run = load_runner(args.worker, args.model, args.threads, ids, segments, mask)
+    run = load_runner(args.worker, args.family, args.model, args.threads, ids, segments, mask)
     load_s = time.perf_counter() - start
     rss_loaded_mb = current_rss_mb()
 
@@ -187,6 +244,7 @@ def worker(args):
     if args.dump:
         np.save(args.dump, np.asarray(out, dtype="float32"))
     result = {
+        "family": args.family,
         "impl": args.worker,
         "case": args.case,
         "load_s": load_s,
@@ -254,13 +312,44 @@ def _torch_threads():
 # --------------------------------------------------------------------- driver
 
 
-def run_worker(impl, case, warmup, reps, args, dump=None):
+def family_folder(family, args):
+    """The HF folder of a family: --model for bert, else the cached random
+    model, made (fixed seed) when missing or of another shape."""
+    spec = FAMILIES[family]
+    if spec["hf_config"] is None:
+        return args.model
+    folder = os.path.join(OUT_DIR, "models", family)
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            saved = json.load(f)
+        if all(saved.get(k) == v for k, v in spec["config"].items()) and os.path.exists(
+            os.path.join(folder, "model.safetensors")
+        ):
+            return folder
+    except (OSError, ValueError):
+        pass
+    print(f"making the random {family} model in {folder}", file=sys.stderr, flush=True)
+    # In a subprocess, so the driver stays free of torch / transformers.
+    code = (
+        "import sys, torch, transformers as t\n"
+        "torch.manual_seed(int(sys.argv[1]))\n"
+        f"config = t.{spec['hf_config']}(**{spec['config']!r})\n"
+        f"t.{spec['hf_model']}(config).eval().save_pretrained(sys.argv[2])\n"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    subprocess.run([sys.executable, "-c", code, str(SEED), folder], cwd=ROOT, env=env, check=True)
+    return folder
+
+
+def run_worker(impl, family, folder, case, warmup, reps, args, dump=None):
     env = dict(os.environ, KERAS_BACKEND=IMPLS[impl][0], HF_HUB_OFFLINE="1")
     command = [
         sys.executable,
         os.path.abspath(__file__),
         "--worker",
         impl,
+        "--family",
+        family,
         "--case",
         case,
         "--warmup",
@@ -268,7 +357,7 @@ def run_worker(impl, case, warmup, reps, args, dump=None):
         "--reps",
         str(reps),
         "--model",
-        args.model,
+        folder,
         "--threads",
         str(args.threads),
         "--max-wait",
@@ -281,7 +370,7 @@ def run_worker(impl, case, warmup, reps, args, dump=None):
         if line.startswith(MARKER):
             return json.loads(line[len(MARKER) :])
     raise RuntimeError(
-        f"worker {impl}/{case} failed (rc={proc.returncode}):\n"
+        f"worker {family}/{impl}/{case} failed (rc={proc.returncode}):\n"
         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     )
 
@@ -293,7 +382,7 @@ def order_for_round(impls, index):
     return rotated[::-1] if index % 2 else rotated
 
 
-def parity(case, impls, dumps, mask):
+def parity(impls, dumps, mask):
     """Max |ours - HF| over non-pad tokens, per impl."""
     reference = np.load(dumps["hf"])
     keep = mask.astype(bool)
@@ -317,6 +406,8 @@ def summarize(results, impls, cases):
         rows = {}
         for impl in impls:
             runs = [r for r in results if r["impl"] == impl and r["case"] == case]
+            if not runs:
+                continue
             pooled = [t for r in runs for t in r["times_s"]]
             quiet = [
                 t
@@ -360,52 +451,80 @@ def _fmt(value, spec, suffix=""):
     return "-" if value is None else format(value, spec) + suffix
 
 
-def markdown(summary, parity_diffs):
-    """Three tables: timings, per-worker costs, parity."""
+def headline(summary):
+    """Median ms and ratio to HF, one row per (family, case)."""
+    rows = [r for by_case in summary.values() for r in by_case.values()]
+    impls = list(dict.fromkeys(impl for r in rows for impl in r))
+    others = [i for i in impls if i != "hf"]
     lines = [
-        "| case | impl | n | median ms | p10 ms | p25-p75 ms | per-round medians ms "
+        "| family | case | " + " | ".join(["HF ms", *(f"{i} ms, ratio" for i in others)]) + " |",
+        "|---|---|" + "---:|" * len(impls),
+    ]
+    for family, by_case in summary.items():
+        for case, rows in by_case.items():
+            cells = [_fmt(rows.get("hf", {}).get("median_ms"), ".1f")]
+            for impl in others:
+                r = rows.get(impl)
+                if r is None:
+                    cells.append("-")
+                elif "ratio" in r:
+                    cells.append(f"{r['median_ms']:.1f}, **{r['ratio']:.2f}x**")
+                else:
+                    cells.append(f"{r['median_ms']:.1f}")
+            lines.append(f"| {family} | {case} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown(summary, parity_diffs):
+    """Four tables: headline, timings, per-worker costs, parity."""
+    lines = [
+        headline(summary),
+        "",
+        "| family | case | impl | n | median ms | p10 ms | p25-p75 ms | per-round medians ms "
         "| ratio vs HF | per-round ratios | quiet n | quiet median ms | quiet ratio "
         "| others' cores | cpu/wall |",
-        "|---|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for case, rows in summary.items():
-        for impl, r in rows.items():
-            ratio = f"{r['ratio']:.2f}x" if "ratio" in r else "-"
-            round_ratios = (
-                ", ".join(f"{x:.2f}" for x in r["round_ratios"]) if "round_ratios" in r else "-"
-            )
-            lines.append(
-                f"| {case} | {impl} | {r['n']} | {r['median_ms']:.1f} | {r['p10_ms']:.1f} "
-                f"| {r['p25_ms']:.1f}-{r['p75_ms']:.1f} "
-                f"| {', '.join(f'{x:.1f}' for x in r['round_medians_ms'])} | {ratio} "
-                f"| {round_ratios} | {r['quiet_n']} | {_fmt(r['quiet_median_ms'], '.1f')} "
-                f"| {_fmt(r.get('quiet_ratio'), '.2f', 'x')} "
-                f"| {r['others_cores_median']:.2f} | {r['cpu_per_wall']:.2f} |"
-            )
+    for family, by_case in summary.items():
+        for case, rows in by_case.items():
+            for impl, r in rows.items():
+                ratio = f"{r['ratio']:.2f}x" if "ratio" in r else "-"
+                round_ratios = (
+                    ", ".join(f"{x:.2f}" for x in r["round_ratios"]) if "round_ratios" in r else "-"
+                )
+                lines.append(
+                    f"| {family} | {case} | {impl} | {r['n']} | {r['median_ms']:.1f} "
+                    f"| {r['p10_ms']:.1f} | {r['p25_ms']:.1f}-{r['p75_ms']:.1f} "
+                    f"| {', '.join(f'{x:.1f}' for x in r['round_medians_ms'])} | {ratio} "
+                    f"| {round_ratios} | {r['quiet_n']} | {_fmt(r['quiet_median_ms'], '.1f')} "
+                    f"| {_fmt(r.get('quiet_ratio'), '.2f', 'x')} "
+                    f"| {r['others_cores_median']:.2f} | {r['cpu_per_wall']:.2f} |"
+                )
     lines += [
         "",
-        "| case | impl | first call s (median) | load s (median) "
+        "| family | case | impl | first call s (median) | load s (median) "
         "| RSS after load MB | peak RSS MB |",
-        "|---|---|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
-    for case, rows in summary.items():
-        for impl, r in rows.items():
-            lines.append(
-                f"| {case} | {impl} | {statistics.median(r['first_call_s']):.2f} "
-                f"| {statistics.median(r['load_s']):.2f} | {r['rss_after_load_mb']:.0f} "
-                f"| {r['peak_rss_mb']:.0f} |"
-            )
+    for family, by_case in summary.items():
+        for case, rows in by_case.items():
+            for impl, r in rows.items():
+                lines.append(
+                    f"| {family} | {case} | {impl} | {statistics.median(r['first_call_s']):.2f} "
+                    f"| {statistics.median(r['load_s']):.2f} | {r['rss_after_load_mb']:.0f} "
+                    f"| {r['peak_rss_mb']:.0f} |"
+                )
     if parity_diffs:
         lines += [
             "",
-            "| case | impl | max abs diff vs HF (non-pad tokens) | ok (<= 1e-4) |",
-            "|---|---|---:|---|",
+            "| family | case | impl | max abs diff vs HF (non-pad tokens) | ok (<= 1e-4) |",
+            "|---|---|---|---:|---|",
         ]
-        for case, diffs in parity_diffs.items():
-            for impl, diff in diffs.items():
-                lines.append(
-                    f"| {case} | {impl} | {diff:.2e} | {'yes' if diff <= TOLERANCE else 'NO'} |"
-                )
+        for family, by_case in parity_diffs.items():
+            for case, diffs in by_case.items():
+                for impl, diff in diffs.items():
+                    ok = "yes" if diff <= TOLERANCE else "NO"
+                    lines.append(f"| {family} | {case} | {impl} | {diff:.2e} | {ok} |")
     return "\n".join(lines)
 
 
@@ -447,47 +566,68 @@ def cpu_name():
 def driver(args):
     impls = args.impls.split(",")
     cases = args.cases.split(",")
-    unknown = [x for x in impls if x not in IMPLS] + [x for x in cases if x not in CASES]
+    families = args.family.split(",")
+    unknown = (
+        [x for x in impls if x not in IMPLS]
+        + [x for x in cases if x not in CASES]
+        + [x for x in families if x not in FAMILIES]
+    )
     if unknown:
-        raise SystemExit(f"unknown impl/case: {unknown}")
+        raise SystemExit(f"unknown impl/case/family: {unknown}")
     reps_table = QUICK_REPS if args.quick else REPS
     os.makedirs(os.path.join(OUT_DIR, "outputs"), exist_ok=True)
-    with open(os.path.join(args.model, "config.json")) as f:
-        vocab_size = json.load(f)["vocab_size"]
+    folders = {family: family_folder(family, args) for family in families}
+    vocab_sizes = {}
+    for family, folder in folders.items():
+        with open(os.path.join(folder, "config.json")) as f:
+            vocab_sizes[family] = json.load(f)["vocab_size"]
 
     started = time.time()
     git_before = git_state()
-    results, parity_diffs = [], {}
+    results = []
+    parity_diffs = {family: {} for family in families}
     for index in range(args.rounds):
         order = order_for_round(impls, index)
-        for case in cases:
-            warmup, reps = reps_table[case]
-            dumps = {}
-            for impl in order:
-                dump = None
-                if index == 0 and not args.no_parity:
-                    dump = os.path.join(OUT_DIR, "outputs", f"{impl}_{case}.npy")
-                    dumps[impl] = dump
-                result = run_worker(impl, case, warmup, reps, args, dump=dump)
-                result["round"] = index + 1
-                results.append(result)
-                print(
-                    f"round {index + 1} {case:13s} {impl:10s} "
-                    f"median {1e3 * statistics.median(result['times_s']):8.1f} ms  "
-                    f"first {result['first_call_s']:.2f} s  "
-                    f"rss {result['peak_rss_mb']:.0f} MB  "
-                    f"waited {result['quiet_wait_s']:.0f} s  others "
-                    f"{statistics.median([o or 0.0 for o in result['others_cores']]):.2f} cores",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            if dumps and "hf" in dumps:
-                mask = make_inputs(case, vocab_size)[2]
-                parity_diffs[case] = parity(case, impls, dumps, mask)
-                for impl, diff in parity_diffs[case].items():
-                    print(f"parity {case} {impl}: max abs diff {diff:.2e}", file=sys.stderr)
+        for family in families:
+            for case in cases:
+                warmup, reps = reps_table[case]
+                dumps = {}
+                for impl in order:
+                    dump = None
+                    if index == 0 and not args.no_parity:
+                        dump = os.path.join(OUT_DIR, "outputs", f"{family}_{impl}_{case}.npy")
+                        dumps[impl] = dump
+                    result = run_worker(
+                        impl, family, folders[family], case, warmup, reps, args, dump=dump
+                    )
+                    result["round"] = index + 1
+                    results.append(result)
+                    print(
+                        f"round {index + 1} {family:8s} {case:13s} {impl:10s} "
+                        f"median {1e3 * statistics.median(result['times_s']):8.1f} ms  "
+                        f"first {result['first_call_s']:.2f} s  "
+                        f"rss {result['peak_rss_mb']:.0f} MB  "
+                        f"waited {result['quiet_wait_s']:.0f} s  others "
+                        f"{statistics.median([o or 0.0 for o in result['others_cores']]):.2f} "
+                        "cores",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                if dumps and "hf" in dumps:
+                    mask = make_inputs(case, vocab_sizes[family])[2]
+                    diffs = parity(impls, dumps, mask)
+                    parity_diffs[family][case] = diffs
+                    for impl, diff in diffs.items():
+                        print(
+                            f"parity {family} {case} {impl}: max abs diff {diff:.2e}",
+                            file=sys.stderr,
+                        )
+    parity_diffs = {f: d for f, d in parity_diffs.items() if d}
 
-    summary = summarize(results, impls, cases)
+    summary = {
+        family: summarize([r for r in results if r["family"] == family], impls, cases)
+        for family in families
+    }
     table = markdown(summary, parity_diffs)
     print(table)
     data = {
@@ -500,6 +640,15 @@ def driver(args):
         "git": {"start": git_before, "end": git_state()},
         "torch_threads": args.threads,
         "args": vars(args),
+        "families": {
+            f: {
+                "folder": folders[f],
+                "about": FAMILIES[f]["about"],
+                "hf_attn": FAMILIES[f]["hf_attn"],
+                "config": FAMILIES[f]["config"],
+            }
+            for f in families
+        },
         "cases": {c: dict(zip(("batch", "seq_len", "padded"), CASES[c])) for c in cases},
         "impls": {i: IMPLS[i][1] for i in impls},
         "reps": {c: reps_table[c] for c in cases},
@@ -509,7 +658,13 @@ def driver(args):
     }
     with open(os.path.join(OUT_DIR, "encode.json"), "w") as f:
         json.dump(data, f, indent=1)
-    bad = [(c, i) for c, d in parity_diffs.items() for i, x in d.items() if x > TOLERANCE]
+    bad = [
+        (family, case, impl)
+        for family, by_case in parity_diffs.items()
+        for case, diffs in by_case.items()
+        for impl, diff in diffs.items()
+        if diff > TOLERANCE
+    ]
     if bad:
         print(f"PARITY FAILED: {bad}", file=sys.stderr)
         return 1
@@ -528,7 +683,13 @@ def main():
     parser.add_argument(
         "--model",
         default=os.path.join(ROOT, ".assets", "minilm"),
-        help="HF BERT folder (config.json, model.safetensors)",
+        help="HF BERT folder (config.json, model.safetensors) for the bert family",
+    )
+    parser.add_argument(
+        "--family",
+        default=",".join(FAMILIES),
+        help="comma-separated model families (driver) or the one family (worker): "
+        + ", ".join(FAMILIES),
     )
     parser.add_argument(
         "--threads",
