@@ -1,9 +1,10 @@
 """Reading HF (PyTorch-style) checkpoints under Google TF variable names.
 
 Model families describe their weights in Google names (as bert4keras did).
-A family's `NamingRules` pair HF name templates such as
-`encoder.layer.{i}.attention.self.{m}.{p}` with Google ones such as
-`bert/encoder/layer_{i}/attention/self/{m}/{p}`; `HFNamingView` wraps any
+A family's `NamingRules` (derived from its `CheckpointLayout`) pair HF name
+templates such as `encoder.layer.{i}.attention.self.query.weight` with
+Google ones such as `bert/encoder/layer_{i}/attention/self/query/kernel`;
+`HFNamingView` wraps any
 reader so the loader sees Google names, with HF Linear weights ([out, in])
 transposed into Google kernels ([in, out]).
 """
@@ -11,11 +12,6 @@ transposed into Google kernels ([in, out]).
 import re
 
 from nlp4keras.checkpoints.base import CheckpointReader
-
-# Parameter names, HF -> Google; the first HF name of each is canonical.
-DENSE = {"weight": "kernel", "bias": "bias"}
-NORM = {"weight": "gamma", "gamma": "gamma", "bias": "beta", "beta": "beta"}
-
 
 _FIELD = re.compile(r"\{(\w+)(?::([\w|]+))?\}")
 
@@ -40,40 +36,26 @@ def _format_template(template):
 
 
 class _Rule:
-    def __init__(self, hf, google, params=None):
+    def __init__(self, hf, google):
         self.hf, self.google = _format_template(hf), _format_template(google)
-        self.params = params or {}
         self.hf_regex = _template_regex(hf)
         self.google_regex = _template_regex(google)
 
     def to_google(self, name):
         match = self.hf_regex.match(name)
-        if match is None:
-            return None
-        fields = match.groupdict()
-        if "p" in fields:
-            if fields["p"] not in self.params:
-                return None
-            fields["p"] = self.params[fields["p"]]
-        return self.google.format(**fields)
+        return None if match is None else self.google.format(**match.groupdict())
 
     def to_hf(self, name):
         match = self.google_regex.match(name)
-        if match is None:
-            return None
-        fields = match.groupdict()
-        if "p" in fields:
-            fields["p"] = next(hf for hf, google in self.params.items() if google == fields["p"])
-        return self.hf.format(**fields)
+        return None if match is None else self.hf.format(**match.groupdict())
 
 
 class NamingRules:
-    """base: (hf_template, google_template[, param_map]) for the base model,
-    whose HF names may carry one of `base_prefixes` (e.g. 'bert.' in
+    """base: (hf_template, google_template) pairs for the base model, whose
+    HF names may carry one of `base_prefixes` (e.g. 'bert.' in
     BertForPreTraining). heads: the same for task heads (never prefixed).
-    `{p}` is a parameter name translated with param_map; other fields are
-    copied (`{i:int}` restricts a field to numbers, `{m:query|key}` to
-    those values). ignored: HF templates of non-weights (buffers, tied copies).
+    Fields are copied (`{i:int}` restricts a field to numbers,
+    `{m:query|key}` to those values). ignored: HF templates of non-weights (buffers, tied copies).
     Earlier rules win, so list the canonical spelling of an alias first."""
 
     def __init__(self, base, heads=(), ignored=(), base_prefixes=()):

@@ -85,9 +85,11 @@ class CheckpointLayout:
                     rules.append((_int_fields(hf), _int_fields(weight.google)))
         return rules
 
-    def entries(self, num_layers):
-        """(layer name, [Weight with {i} filled]) for every layer, blocks 0..n-1."""
-        for template, weights in {**self.layers, **self.heads}.items():
+    def entries(self, num_layers, table=None):
+        """(layer name, [Weight with {i} filled]) for every layer of `table`
+        (default: encoder and heads), blocks 0..n-1."""
+        table = {**self.layers, **self.heads} if table is None else table
+        for template, weights in table.items():
             indices = range(num_layers) if "{i}" in template else [None]
             for i in indices:
                 yield template.format(i=i), [_filled(w, i) for w in weights]
@@ -101,13 +103,7 @@ class CheckpointLayout:
 
     def head_names(self, num_layers):
         """Google names of the heads' weights (HF names without base prefix)."""
-        return {
-            w.google
-            for template, weights in self.heads.items()
-            for i in (range(num_layers) if "{i}" in template else [None])
-            for w in weights
-            for w in [_filled(w, i)]
-        }
+        return {w.google for _, weights in self.entries(num_layers, self.heads) for w in weights}
 
 
 def _filled(weight, i):

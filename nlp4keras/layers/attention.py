@@ -8,6 +8,7 @@ from keras import ops
 from nlp4keras import validation
 from nlp4keras.backend import apply_rotary_position_embeddings, infinity
 from nlp4keras.layers.base import Layer, first_mask, linear, serializable
+from nlp4keras.layers.positions import check_positions
 
 POSITION_MODES = ("rotary", "relative")
 
@@ -211,18 +212,8 @@ class MultiHeadAttention(Layer):
                 bias = extra if bias is None else bias + extra
         return attn_mask, bias
 
-    def _check_positions(self, positions):
-        if (positions is None) != (self.position_mode is None):
-            raise ValueError(
-                f"{self.name}: position_mode={self.position_mode!r} "
-                + ("needs a `positions` tensor" if positions is None else "takes no `positions`")
-            )
-
     def call(self, inputs, mask=None, training=None, positions=None, inputs_mask=None):
-        self._check_positions(positions)
-        # With a tensor in `positions`, Keras hands the inputs' masks over as
-        # `inputs_mask` (one `<argument>_mask` per tensor argument).
-        mask = inputs_mask if mask is None else mask
+        mask = check_positions(self, positions, inputs_mask, mask)
         q, k, v = inputs[:3]
         attn_mask, bias = self._mask_and_bias(inputs[3:], mask)
         q = self._project(q, "q", self.key_size)

@@ -15,6 +15,7 @@ from nlp4keras.backend import (
     resolve_activation,
 )
 from nlp4keras.layers.base import Layer, first_mask, linear, serializable
+from nlp4keras.layers.positions import check_positions
 
 
 @serializable
@@ -106,14 +107,7 @@ class GatedAttentionUnit(Layer):
         return z if beta is None else z + beta
 
     def call(self, inputs, mask=None, training=None, positions=None, inputs_mask=None):
-        # With a tensor in `positions`, Keras hands the inputs' masks over as
-        # `inputs_mask` (one `<argument>_mask` per tensor argument).
-        mask = inputs_mask if mask is None else mask
-        if (positions is None) != (self.position_mode is None):
-            raise ValueError(
-                f"{self.name}: position_mode={self.position_mode!r} "
-                + ("needs a `positions` tensor" if positions is None else "takes no `positions`")
-            )
+        mask = check_positions(self, positions, inputs_mask, mask)
         x, extras = (inputs[0], inputs[1:]) if isinstance(inputs, (list, tuple)) else (inputs, [])
         h = get_activation(self.activation)(linear(x, *self._i))
         u = h[..., : self.units]

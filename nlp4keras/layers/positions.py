@@ -7,7 +7,20 @@ from keras import ops
 
 from nlp4keras import validation as check
 from nlp4keras.backend import sinusoidal_embeddings
-from nlp4keras.layers.base import Layer, first_mask, serializable
+from nlp4keras.layers.base import Layer, serializable
+
+
+def check_positions(layer, positions, inputs_mask, mask):
+    """For an attention layer's call: `positions` must be given exactly when
+    the layer has a position_mode. Returns the inputs' mask: with a tensor in
+    `positions`, Keras hands it over as `inputs_mask` (one `<argument>_mask`
+    per tensor argument) instead of `mask`."""
+    if (positions is None) != (layer.position_mode is None):
+        raise ValueError(
+            f"{layer.name}: position_mode={layer.position_mode!r} "
+            + ("needs a `positions` tensor" if positions is None else "takes no `positions`")
+        )
+    return inputs_mask if mask is None else mask
 
 
 @serializable
@@ -102,6 +115,6 @@ class RelativePositionEmbedding(Layer):
 __all__ = [
     "RelativePositionEmbedding",
     "SinusoidalPositionEmbedding",
-    "first_mask",
+    "check_positions",
     "relative_sinusoid_table",
 ]

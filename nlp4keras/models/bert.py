@@ -158,6 +158,8 @@ class BERT(Transformer):
     hf_model_types = ("bert", "roberta", "xlm-roberta", "camembert")
     #: the HF class save_weights_as_hf names in config.json
     hf_architecture = "BertForPreTraining"
+    #: with_pool / with_nsp are refused where False (ELECTRA, RoFormerV2)
+    has_pooler = True
 
     def __init__(
         self,
@@ -174,6 +176,8 @@ class BERT(Transformer):
     ):
         super().__init__(**kwargs)
         who = type(self).__name__
+        if not self.has_pooler and (with_pool or with_nsp):
+            raise ValueError(f"{who} has no pooler: with_pool / with_nsp are not supported")
         self.max_position = check.integer(max_position, "max_position", who, minimum=1)
         self.segment_vocab_size = (
             0

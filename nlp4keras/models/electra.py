@@ -51,9 +51,9 @@ class ELECTRA(BERT):
     hf_model_types = ("electra",)
     hf_architecture = "ElectraForPreTraining"
 
+    has_pooler = False
+
     def __init__(self, with_discriminator=False, **kwargs):
-        if kwargs.get("with_pool") or kwargs.get("with_nsp"):
-            raise ValueError("ELECTRA has no pooler: with_pool / with_nsp are not supported")
         super().__init__(**kwargs)
         if not isinstance(with_discriminator, bool):
             check.activation(with_discriminator, "with_discriminator", "ELECTRA")

@@ -94,21 +94,7 @@ class RoFormerV2(RoFormer):
     layout = _roformer_v2_layout()
     family = "roformer_v2"
     hf_model_types = ()
-
-    def __init__(self, **kwargs):
-        if kwargs.get("with_pool") or kwargs.get("with_nsp"):
-            raise ValueError(
-                f"{type(self).__name__} has no pooler: with_pool / with_nsp are not supported"
-            )
-        super().__init__(**kwargs)
-
-    def build(self, layer_norm_cond=None, **kwargs):
-        if layer_norm_cond is not None:
-            raise ValueError(
-                f"{type(self).__name__}'s norms have no scale or offset to condition: "
-                "layer_norm_cond is not supported"
-            )
-        return super().build(**kwargs)
+    has_pooler = False
 
     def apply_mlm_head(self, x):
         if self.embedding_size != self.hidden_size:

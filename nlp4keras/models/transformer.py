@@ -184,6 +184,14 @@ class Transformer(CheckpointIO):
                 "layer_norm_cond must be a Keras tensor [batch, size] or the int "
                 f"size of a new condition input, got {layer_norm_cond!r}"
             )
+        norm_has_weights = self.norm_options.get("scale", True) or self.norm_options.get(
+            "offset", True
+        )
+        if layer_norm_cond is not None and not norm_has_weights:
+            raise ValueError(
+                f"{type(self).__name__}'s norms have no scale or offset to condition: "
+                "layer_norm_cond is not supported"
+            )
         if isinstance(layer_norm_cond, int):
             layer_norm_cond = keras.Input(
                 shape=(layer_norm_cond,), name=self.prefixed("Input-LayerNorm-Condition")

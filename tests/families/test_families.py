@@ -215,3 +215,23 @@ def test_mixed_precision_close_to_float32(name, policy):
         assert np.all(np.isfinite(got))
         error = np.linalg.norm(got - expected) / np.linalg.norm(expected)
         assert error <= 8 * unit, (name, policy, error)
+
+
+@pytest.mark.parametrize(
+    "model, kwargs, message",
+    [
+        ("electra", dict(with_pool=True), "has no pooler"),
+        ("roformer_v2", dict(with_nsp=True), "has no pooler"),
+        ("gau_alpha", dict(with_pool=True), "has no pooler"),
+        ("roformer_v2", dict(layer_norm_cond=4), "no scale or offset to condition"),
+        ("gau_alpha", dict(layer_norm_cond=4), "no scale or offset to condition"),
+        ("albert", dict(num_hidden_groups=2), "num_hidden_groups=2 is not supported"),
+    ],
+)
+def test_unsupported_combinations_raise(model, kwargs, message):
+    sizes = dict(
+        vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=8, hidden_act="gelu",
+    )  # fmt: skip
+    with pytest.raises((ValueError, NotImplementedError), match=message):
+        build_transformer_model(model=model, **sizes, **kwargs)
