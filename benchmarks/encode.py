@@ -39,9 +39,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
-import importlib.metadata  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -50,6 +48,20 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
+
+sys.path.append(HERE)  # last: the standard library keeps precedence
+from bench_common import (  # noqa: E402
+    cpu_name,
+    current_rss_mb,
+    git_state,
+    machine_busy_s,
+    order_for_round,
+    quantile,
+    torch_threads,
+    versions,
+    wait_for_quiet,
+)
+
 OUT_DIR = os.path.join(HERE, "out")
 MARKER = "@@RESULT@@ "
 
@@ -261,52 +273,9 @@ def worker(args):
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "loadavg_start": load_avg,
         "loadavg_end": os.getloadavg(),
-        "torch_threads": _torch_threads(),
+        "torch_threads": torch_threads(),
     }
     print(MARKER + json.dumps(result), flush=True)
-
-
-def machine_busy_s():
-    """CPU seconds all processes have used since boot (Linux /proc/stat)."""
-    try:
-        with open("/proc/stat") as f:
-            values = [int(x) for x in f.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    # user nice system idle iowait irq softirq steal: all but idle and iowait.
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_for_quiet(max_wait, threshold=0.3, window=1.0):
-    """Wait (at most max_wait s) until other processes use < threshold cores
-    over a window; return (seconds waited, cores busy in the last window)."""
-    start = time.perf_counter()
-    while max_wait > 0:
-        before = machine_busy_s()
-        if before is None:
-            return 0.0, None
-        time.sleep(window)
-        busy = (machine_busy_s() - before) / window
-        waited = time.perf_counter() - start
-        if busy < threshold or waited >= max_wait:
-            return waited, busy
-    return 0.0, None
-
-
-def current_rss_mb():
-    """Resident set size now (Linux /proc), or None elsewhere."""
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError):
-        return None
-
-
-def _torch_threads():
-    if "torch" not in sys.modules:
-        return None
-    return sys.modules["torch"].get_num_threads()
 
 
 # --------------------------------------------------------------------- driver
@@ -375,13 +344,6 @@ def run_worker(impl, family, folder, case, warmup, reps, args, dump=None):
     )
 
 
-def order_for_round(impls, index):
-    """Rotate, and reverse every other round, so each impl moves around."""
-    shift = index // 2 % len(impls)
-    rotated = impls[shift:] + impls[:shift]
-    return rotated[::-1] if index % 2 else rotated
-
-
 def parity(impls, dumps, mask):
     """Max |ours - HF| over non-pad tokens, per impl."""
     reference = np.load(dumps["hf"])
@@ -393,10 +355,6 @@ def parity(impls, dumps, mask):
         diff = np.abs(np.load(dumps[impl]) - reference)[keep]
         diffs[impl] = float(diff.max())
     return diffs
-
-
-def quantile(values, q):
-    return float(np.quantile(np.asarray(values), q))
 
 
 def summarize(results, impls, cases):
@@ -526,41 +484,6 @@ def markdown(summary, parity_diffs):
                     ok = "yes" if diff <= TOLERANCE else "NO"
                     lines.append(f"| {family} | {case} | {impl} | {diff:.2e} | {ok} |")
     return "\n".join(lines)
-
-
-def versions():
-    info = {"python": platform.python_version()}
-    for package in ("keras", "jax", "jaxlib", "torch", "transformers", "numpy"):
-        try:
-            info[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            info[package] = None
-    return info
-
-
-def git_state():
-    """Commit of the checkout and whether nlp4keras/ has uncommitted edits."""
-
-    def git(*command):
-        try:
-            proc = subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True)
-        except OSError:
-            return None
-        return proc.stdout.strip() if proc.returncode == 0 else None
-
-    status = git("status", "--porcelain", "--", "nlp4keras")
-    return {"commit": git("rev-parse", "HEAD"), "nlp4keras_dirty": bool(status)}
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def driver(args):
