@@ -277,14 +277,22 @@ def _rotate_pairs(x):
     return ops.reshape(pairs, ops.shape(x))
 
 
-def apply_rotary_position_embeddings(sinusoidal, *tensors):
+def _rotate_halves(x):
+    """(a, b) halves -> (-b, a): the rotation of GPT-NeoX / HF Llama's RoPE."""
+    half = ops.shape(x)[-1] // 2
+    return ops.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+
+
+def apply_rotary_position_embeddings(sinusoidal, *tensors, halves=False):
     """Rotary position embeddings (RoPE, kexue.fm/archives/8265).
 
     sinusoidal: interleaved sin/cos from `sinusoidal_embeddings`, shaped
     [time, dim] or [batch or 1, time, dim]. tensors: [batch, time, ..., dim],
     all the same shape. Each pair (x_2i, x_2i+1) is rotated by the angle of
     its position, so q.k depends only on the relative position. Returns one
-    tensor for one input, else a list.
+    tensor for one input, else a list. halves=True rotates the pairs
+    (x_i, x_i+dim/2) instead (HF Llama / GPT-NeoX layout): the same maths on
+    q/k features in another order.
     """
     if not tensors:
         raise ValueError("apply_rotary_position_embeddings needs at least one tensor")
@@ -303,12 +311,18 @@ def apply_rotary_position_embeddings(sinusoidal, *tensors):
     _check_rotary_shapes(tuple(sinusoidal.shape), shape)
     for _ in range(len(shape) - 3):
         sinusoidal = ops.expand_dims(sinusoidal, -2)  # broadcast over e.g. heads
-    cos = ops.repeat(sinusoidal[..., 1::2], 2, axis=-1)
-    sin = ops.repeat(sinusoidal[..., ::2], 2, axis=-1)
+    if halves:
+        cos = ops.tile(sinusoidal[..., 1::2], [1] * (len(shape) - 1) + [2])
+        sin = ops.tile(sinusoidal[..., ::2], [1] * (len(shape) - 1) + [2])
+        rotate = _rotate_halves
+    else:
+        cos = ops.repeat(sinusoidal[..., 1::2], 2, axis=-1)
+        sin = ops.repeat(sinusoidal[..., ::2], 2, axis=-1)
+        rotate = _rotate_pairs
     outputs = []
     for tensor in tensors:
         cos_t, sin_t = ops.cast(cos, tensor.dtype), ops.cast(sin, tensor.dtype)
-        outputs.append(tensor * cos_t + _rotate_pairs(tensor) * sin_t)
+        outputs.append(tensor * cos_t + rotate(tensor) * sin_t)
     return outputs[0] if len(outputs) == 1 else outputs
 
 

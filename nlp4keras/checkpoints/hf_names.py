@@ -58,11 +58,13 @@ class NamingRules:
     `{m:query|key}` to those values). ignored: HF templates of non-weights (buffers, tied copies).
     Earlier rules win, so list the canonical spelling of an alias first."""
 
-    def __init__(self, base, heads=(), ignored=(), base_prefixes=()):
+    def __init__(self, base, heads=(), ignored=(), base_prefixes=(), adapter=None):
         self.base = [_Rule(*rule) for rule in base]
         self.heads = [_Rule(*rule) for rule in heads]
         self.ignored = [_template_regex(template) for template in ignored]
         self.base_prefixes = tuple(base_prefixes)
+        #: reshapes the file's tensors first (FusedProjections: GPT-2's Conv1D)
+        self.adapter = adapter
 
     def _candidates(self, name):
         """(rules, name) pairs to try: heads on the raw name, base rules on
@@ -105,6 +107,8 @@ class HFNamingView(CheckpointReader):
     """A reader over HF-named tensors that answers in Google names."""
 
     def __init__(self, reader, naming):
+        if naming.adapter is not None:
+            reader = naming.adapter.wrap(reader)
         self._reader = reader
         self._naming = naming
         self.path = reader.path

@@ -62,18 +62,22 @@ class CheckpointLayout:
     """layers / heads: {Keras layer name template: [Weight, ...]} for the
     encoder and for its task heads (HF names of heads never carry the base
     model prefix). ignored: HF templates of buffers and tied copies.
-    base_prefixes: prefixes HF task models put before base weights ('bert.')."""
+    base_prefixes: prefixes HF task models put before base weights ('bert.').
+    adapter: how HF files store projections unlike Linear layers
+    (hf_fused.FusedProjections), applied when reading and exporting."""
 
-    def __init__(self, layers, heads=None, ignored=(), base_prefixes=()):
+    def __init__(self, layers, heads=None, ignored=(), base_prefixes=(), adapter=None):
         self.layers = dict(layers)
         self.heads = dict(heads or {})
         self.ignored = tuple(ignored)
         self.base_prefixes = tuple(base_prefixes)
+        self.adapter = adapter
         self.naming = NamingRules(
             base=self._rules(self.layers),
             heads=self._rules(self.heads),
             ignored=self.ignored,
             base_prefixes=self.base_prefixes,
+            adapter=adapter,
         )
 
     @staticmethod

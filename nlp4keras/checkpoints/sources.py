@@ -22,6 +22,13 @@ def _open_index(path):
     return ShardedReader(path, shard_reader)
 
 
+def _open_gguf(path):
+    # Imported here: the gguf package is optional (pip install nlp4keras[gguf]).
+    from nlp4keras.checkpoints.gguf_reader import GGUFCheckpointReader
+
+    return GGUFCheckpointReader(path)
+
+
 def _open_file(path):
     name = os.path.basename(path)
     if name.endswith(".index.json"):
@@ -30,11 +37,13 @@ def _open_file(path):
         return SafetensorsReader(path)
     if name.endswith((".bin", ".pt", ".pth")):
         return TorchBinReader(path)
+    if name.endswith(".gguf"):
+        return _open_gguf(path)
     if name.endswith(".index") or ".data-" in name:
         return TFCheckpointReader(path)
     raise CheckpointError(
         f"cannot tell the checkpoint format of {path}: expected .safetensors, "
-        ".bin/.pt/.pth, a *.index.json shard index or a TF checkpoint (.index)"
+        ".bin/.pt/.pth, .gguf, a *.index.json shard index or a TF checkpoint (.index)"
     )
 
 

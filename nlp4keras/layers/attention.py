@@ -10,7 +10,7 @@ from nlp4keras.backend import apply_rotary_position_embeddings, infinity
 from nlp4keras.layers.base import Layer, first_mask, linear, serializable
 from nlp4keras.layers.positions import check_positions
 
-POSITION_MODES = ("rotary", "relative")
+POSITION_MODES = ("rotary", "rotary_half", "relative")
 
 
 def _is_bool(x):
@@ -106,10 +106,15 @@ class MultiHeadAttention(Layer):
 
     position_mode: None (positions live in the embeddings), 'rotary' (RoPE on
     q and k: `positions` is the sinusoid [batch or 1, len, key_size] of
-    SinusoidalPositionEmbedding) or 'relative' (NEZHA: `positions` is
+    SinusoidalPositionEmbedding), 'rotary_half' (the same, rotating feature
+    i with i + key_size/2 as HF Llama does) or 'relative' (NEZHA: `positions` is
     [q_len, k_len, key_size], added to the keys in q.k and to the values in
     the output; needs head_size == key_size). The model computes `positions`
     once and passes the same tensor to every block's attention.
+
+    kv_heads: grouped-query attention (Llama 2/3, SmolLM): k and v have
+    kv_heads heads, each shared by heads / kv_heads query heads (default
+    heads: plain multi-head attention).
 
     Two attributes (not saved in the config) force the explicit path:
     `explicit_attention = True` (twice differentiable, which fused kernels may
@@ -131,11 +136,19 @@ class MultiHeadAttention(Layer):
         return_attention_scores=False,
         kernel_initializer="glorot_uniform",
         position_mode=None,
+        kv_heads=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         who = "MultiHeadAttention"
         self.heads = validation.integer(heads, "heads", who, minimum=1)
+        kv_heads = validation.optional_integer(kv_heads, "kv_heads", who, minimum=1)
+        self.kv_heads = self.heads if kv_heads is None else kv_heads
+        if self.heads % self.kv_heads:
+            raise validation.InvalidValue(
+                f"{who}: heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})",
+                "kv_heads",
+            )
         self.head_size = validation.integer(head_size, "head_size", who, minimum=1)
         self.out_dim = validation.optional_integer(out_dim, "out_dim", who, minimum=1)
         key_size = validation.optional_integer(key_size, "key_size", who, minimum=1)
@@ -169,12 +182,11 @@ class MultiHeadAttention(Layer):
         _check_input_shapes(input_shape)
         q_dim, k_dim, v_dim = (shape[-1] for shape in input_shape[:3])
         out_dim = self.out_dim or q_dim
-        qk_units = self.heads * self.key_size
         v_units = self.heads * self.head_size
         for prefix, in_dim, units in (
-            ("q", q_dim, qk_units),
-            ("k", k_dim, qk_units),
-            ("v", v_dim, v_units),
+            ("q", q_dim, self.heads * self.key_size),
+            ("k", k_dim, self.kv_heads * self.key_size),
+            ("v", v_dim, self.kv_heads * self.head_size),
             ("o", v_units, out_dim),
         ):
             setattr(
@@ -193,12 +205,17 @@ class MultiHeadAttention(Layer):
                     self.add_weight(name=prefix + "_bias", shape=(units,), initializer="zeros"),
                 )
 
-    def _project(self, x, prefix, size):
+    def _project(self, x, prefix, size, heads=None):
         bias = getattr(self, prefix + "_bias") if self.use_bias else None
         y = linear(x, getattr(self, prefix + "_kernel"), bias)
         if size is None:
             return y
-        return ops.reshape(y, ops.shape(y)[:-1] + (self.heads, size))
+        return ops.reshape(y, ops.shape(y)[:-1] + (heads or self.heads, size))
+
+    def _shared_kv(self, x):
+        """Grouped-query attention: each k/v head repeated for its query heads."""
+        groups = self.heads // self.kv_heads
+        return x if groups == 1 else ops.repeat(x, groups, axis=2)
 
     def _mask_and_bias(self, extras, mask):
         attn_mask, bias = None, None
@@ -217,10 +234,13 @@ class MultiHeadAttention(Layer):
         q, k, v = inputs[:3]
         attn_mask, bias = self._mask_and_bias(inputs[3:], mask)
         q = self._project(q, "q", self.key_size)
-        k = self._project(k, "k", self.key_size)
-        v = self._project(v, "v", self.head_size)
-        if self.position_mode == "rotary":
-            q, k = apply_rotary_position_embeddings(positions, q, k)
+        k = self._project(k, "k", self.key_size, self.kv_heads)
+        v = self._shared_kv(self._project(v, "v", self.head_size, self.kv_heads))
+        if self.position_mode in ("rotary", "rotary_half"):
+            halves = self.position_mode == "rotary_half"
+            q = apply_rotary_position_embeddings(positions, q, halves=halves)
+            k = apply_rotary_position_embeddings(positions, k, halves=halves)
+        k = self._shared_kv(k)
         relative = positions if self.position_mode == "relative" else None
         scale = 1.0 / math.sqrt(self.key_size) if self.attention_scale else 1.0
         dropout_active = self.dropout is not None and bool(training)
@@ -294,5 +314,6 @@ class MultiHeadAttention(Layer):
             return_attention_scores=self.return_attention_scores,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             position_mode=self.position_mode,
+            kv_heads=self.kv_heads,
         )
         return config

@@ -46,9 +46,25 @@ def _axis(value, name, who):
     return int(value)
 
 
+def _float_inputs(inputs):
+    """Integer inputs (token ids, segment ids) cast to floatx, as bert4keras' were
+    (Keras 2 inputs are float32): `loss * segment_ids` must work on TensorFlow,
+    which does not promote int32 to float32 as JAX and torch do."""
+
+    def cast(x):
+        dtype = keras.backend.standardize_dtype(getattr(x, "dtype", "float32"))
+        return ops.cast(x, keras.config.floatx()) if "int" in dtype else x
+
+    if isinstance(inputs, (list, tuple)):
+        return [cast(x) for x in inputs]
+    return cast(inputs)
+
+
 @serializable
 class Loss(Layer):
     """Base class: `compute_loss` gives a scalar; `call` returns inputs[output_axis].
+    `compute_loss` sees integer inputs as floatx (as in bert4keras, whose inputs
+    were float32): cast them back with `ops.cast` to index with them.
 
     output_axis: None (return every input unchanged), an int (return that
         input) or a list of ints (return those inputs, as a list).
@@ -64,7 +80,7 @@ class Loss(Layer):
         )
 
     def call(self, inputs, mask=None):
-        loss = ops.convert_to_tensor(self.compute_loss(inputs, mask))
+        loss = ops.convert_to_tensor(self.compute_loss(_float_inputs(inputs), mask))
         if len(loss.shape) != 0:
             raise ValueError(
                 f"{type(self).__name__}.compute_loss must return a scalar, got shape "

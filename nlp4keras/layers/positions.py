@@ -29,9 +29,12 @@ class SinusoidalPositionEmbedding(Layer):
     [1, len, output_dim] (or [batch, len, output_dim] with custom position
     ids: inputs are then [x, position_ids]), interleaved sin/cos as RoPE
     reads them. bert4keras' merge_mode='zero' (the encodings alone) is the
-    only mode: adding them to x is what absolute positions do, not rotary."""
+    only mode: adding them to x is what absolute positions do, not rotary.
+    base: the wavelength base (10000; Llama's rope_theta)."""
 
-    def __init__(self, output_dim, custom_position_ids=False, merge_mode="zero", **kwargs):
+    def __init__(
+        self, output_dim, custom_position_ids=False, merge_mode="zero", base=10000.0, **kwargs
+    ):
         super().__init__(**kwargs)
         who = f"SinusoidalPositionEmbedding {self.name!r}"
         self.output_dim = check.integer(output_dim, "output_dim", who, minimum=2)
@@ -42,13 +45,14 @@ class SinusoidalPositionEmbedding(Layer):
             )
         self.custom_position_ids = check.boolean(custom_position_ids, "custom_position_ids", who)
         self.merge_mode = check.one_of(merge_mode, "merge_mode", ("zero",), who)
+        self.base = float(check.real(base, "base", who, above=0))
 
     def call(self, inputs):
         if self.custom_position_ids:
             _, positions = inputs
         else:
             positions = ops.expand_dims(ops.arange(ops.shape(inputs)[1]), 0)
-        return sinusoidal_embeddings(positions, self.output_dim)
+        return sinusoidal_embeddings(positions, self.output_dim, self.base)
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -64,6 +68,7 @@ class SinusoidalPositionEmbedding(Layer):
             output_dim=self.output_dim,
             custom_position_ids=self.custom_position_ids,
             merge_mode=self.merge_mode,
+            base=self.base,
         )
         return config
 

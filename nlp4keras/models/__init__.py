@@ -1,6 +1,7 @@
 """Model builders; `build_transformer_model` is the bert4keras entry point."""
 
 import inspect
+import os
 
 from nlp4keras import validation as check
 from nlp4keras.messages import did_you_mean
@@ -16,14 +17,18 @@ from nlp4keras.models.config import (
     BUILD_ARGUMENTS,
     check_arguments,
     check_model_type,
+    check_requirements,
     config_origins,
     init_arguments,
     normalize_config,
     read_config_file,
     with_origin,
 )
+from nlp4keras.models.decoder import LanguageModel
 from nlp4keras.models.electra import ELECTRA
 from nlp4keras.models.gau_alpha import GAU_alpha
+from nlp4keras.models.gpt import GPT, GPT2, GPT2_ML
+from nlp4keras.models.llama import LLaMA
 from nlp4keras.models.nezha import NEZHA
 from nlp4keras.models.roformer import RoFormer, RoFormerV2
 from nlp4keras.models.transformer import Transformer
@@ -39,6 +44,10 @@ MODELS = {
     "roformer": RoFormer,
     "roformer_v2": RoFormerV2,
     "gau_alpha": GAU_alpha,
+    "gpt": GPT,
+    "gpt2": GPT2,
+    "gpt2_ml": GPT2_ML,
+    "llama": LLaMA,
 }
 
 #: application= names and the class wrapper each applies.
@@ -86,6 +95,14 @@ def build_transformer_model(
         model_class = _choose("model", model, MODELS)
         kwargs.setdefault("name", str(model).lower())  # the Keras model's name
     wrapper = _choose("application", application, APPLICATIONS)
+    if issubclass(model_class, LanguageModel):
+        # Decoder-only families are causal language models already.
+        if str(application).lower() == "unilm":
+            raise ValueError(
+                f"{model_class.__name__} is a causal language model: application='unilm' "
+                "needs an encoder family (bert, roformer, ...); use 'encoder' or 'lm'"
+            )
+        wrapper = None
     if wrapper is not None:
         model_class = wrapper(model_class)
 
@@ -93,18 +110,26 @@ def build_transformer_model(
     check_arguments(kwargs, constructor_arguments + list(BUILD_ARGUMENTS))
     check.boolean(return_keras_model, "return_keras_model", "build_transformer_model")
     configs, origins = {}, {}
+    raw_config = None
     if config_path is not None:
         raw_config = read_config_file(config_path)
+    elif _is_gguf(checkpoint_path):
+        # A GGUF file carries its config in its metadata.
+        config_path = checkpoint_path
+        raw_config = _gguf_config(checkpoint_path)
+    if raw_config is not None:
         check_model_type(raw_config, model_class, config_path)
+        check_requirements(raw_config, model_class, config_path)
         origins = config_origins(raw_config, config_path)
     try:
-        if config_path is not None:
+        if raw_config is not None:
             file_config = normalize_config(raw_config)
             configs.update({k: v for k, v in file_config.items() if k in constructor_arguments})
         given = normalize_config(kwargs)
         configs.update(given)
         origins = {k: v for k, v in origins.items() if k not in given}
         init_kwargs = {k: v for k, v in configs.items() if k in constructor_arguments}
+        model_class.fill_defaults(init_kwargs)
         build_kwargs = {k: v for k, v in configs.items() if k in BUILD_ARGUMENTS}
         missing = [
             name
@@ -131,6 +156,17 @@ def build_transformer_model(
     return transformer.model if return_keras_model else transformer
 
 
+def _is_gguf(path):
+    return isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".gguf")
+
+
+def _gguf_config(path):
+    from nlp4keras.checkpoints.sources import open_checkpoint
+
+    with open_checkpoint(path) as reader:
+        return reader.hf_config()
+
+
 __all__ = [
     "ALBERT",
     "ALBERT_Unshared",
@@ -138,6 +174,11 @@ __all__ = [
     "BERT",
     "ELECTRA",
     "GAU_alpha",
+    "GPT",
+    "GPT2",
+    "GPT2_ML",
+    "LLaMA",
+    "LanguageModel",
     "NEZHA",
     "RoFormer",
     "RoFormerV2",

@@ -214,15 +214,7 @@ class BERT(Transformer):
         x = inputs.pop(0)
         segments = inputs.pop(0) if self.segment_vocab_size > 0 else None
         positions = inputs.pop(0) if self.custom_position_ids else None
-        x = self.apply(
-            inputs=x,
-            layer=Embedding,
-            input_dim=self.vocab_size,
-            output_dim=self.embedding_size,
-            embeddings_initializer=self.initializer,
-            pad_token_id=self.pad_token_id,
-            name="Embedding-Token",
-        )
+        x = self.token_embedding(x)
         if segments is not None:
             s = self.apply(
                 inputs=segments,
@@ -318,9 +310,7 @@ class BERT(Transformer):
             name="MLM-Dense",
         )
         x = self.layer_norm(x, "MLM-Norm")
-        x = self.apply(
-            inputs=x, layer=Embedding, arguments={"mode": "dense"}, name="Embedding-Token"
-        )
+        x = self.tied_logits(x)
         x = self.apply(inputs=x, layer=BiasAdd, name="MLM-Bias")
         return self.vocab_activation(x, self.with_mlm, "MLM-Activation")
 

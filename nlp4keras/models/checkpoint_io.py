@@ -119,6 +119,8 @@ class CheckpointIO:
             if google.endswith("/kernel") and value.ndim == 2:
                 value = value.T
             tensors[name] = np.ascontiguousarray(value)
+        if self.layout.adapter is not None:
+            tensors = self.layout.adapter.pack(tensors)
         os.makedirs(folder, exist_ok=True)
         save_file(tensors, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
         with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:

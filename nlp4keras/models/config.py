@@ -15,6 +15,17 @@ CONFIG_ALIASES = {
     "attention_probs_dropout_prob": "attention_dropout_rate",
     "type_vocab_size": "segment_vocab_size",
     "layer_norm_epsilon": "layer_norm_eps",
+    "rms_norm_eps": "layer_norm_eps",
+    "head_dim": "attention_head_size",
+    # GPT-2 / OpenAI GPT
+    "n_embd": "hidden_size",
+    "n_layer": "num_hidden_layers",
+    "n_head": "num_attention_heads",
+    "n_inner": "intermediate_size",
+    "n_positions": "max_position",
+    "activation_function": "hidden_act",
+    "resid_pdrop": "dropout_rate",
+    "attn_pdrop": "attention_dropout_rate",
 }
 
 # Arguments of Transformer.build() rather than of the constructor.
@@ -89,6 +100,18 @@ def _reject_unsupported(config, path):
             raise NotImplementedError(f"{path}: {flag}=true is not supported; {hint}")
 
 
+def check_requirements(config, model_class, path):
+    """Refuse HF config options a family does not implement (they would
+    silently change the maths): `config_requirements` {key: allowed value}."""
+    for key, allowed in getattr(model_class, "config_requirements", {}).items():
+        value = config.get(key)
+        if value is not None and value != allowed:
+            raise NotImplementedError(
+                f"{path}: {key}={value!r} is not supported by {model_class.__name__} "
+                f"(only {allowed!r} or absent)"
+            )
+
+
 def check_model_type(config, model_class, path):
     """Refuse an HF config of an architecture the model family cannot load."""
     model_type = config.get("model_type")
@@ -107,11 +130,32 @@ def normalize_config(config):
         for key, value in config.items()
         if value is not None or key != "pad_token_id"
     }
+    if "afn" in normalized:  # OpenAI GPT: its "gelu" is the tanh approximation
+        afn = normalized.pop("afn")
+        normalized["hidden_act"] = {"gelu": "gelu_new"}.get(afn, afn)
+    rope = normalized.pop("rope_parameters", None)
+    if rope is not None:
+        normalized.update(_rope_parameters(rope))
     if config.get("model_type") in _POSITION_OFFSET_TYPES and "position_offset" not in config:
         pad = config.get("pad_token_id")
         pad = 1 if pad is None else check.integer(pad, "pad_token_id", "config", minimum=0)
         normalized["position_offset"] = pad + 1
     return normalized
+
+
+def _rope_parameters(rope):
+    """transformers >= 5 keeps rope_theta in `rope_parameters`; only plain
+    RoPE (rope_type 'default') is implemented."""
+    if not isinstance(rope, dict):
+        raise check.InvalidType(
+            f"config key rope_parameters must be a dict, got {rope!r}", "rope_parameters"
+        )
+    kind = rope.get("rope_type", rope.get("type", "default"))
+    if kind != "default":
+        raise NotImplementedError(
+            f"rope_parameters with rope_type={kind!r} is not supported (only 'default')"
+        )
+    return {"rope_theta": rope["rope_theta"]} if "rope_theta" in rope else {}
 
 
 def check_arguments(kwargs, valid, function="build_transformer_model"):

@@ -4,7 +4,6 @@ biases, parameterless RMS norm, tied `Output-Mapping` MLM head)."""
 import keras
 
 from nlp4keras.checkpoints.layout import CheckpointLayout, dense
-from nlp4keras.layers import Embedding
 from nlp4keras.layers.positions import SinusoidalPositionEmbedding
 from nlp4keras.models.bert import (
     BERT,
@@ -106,7 +105,5 @@ class RoFormerV2(RoFormer):
                 kernel_initializer=self.initializer,
                 name="Output-Mapping",
             )
-        x = self.apply(
-            inputs=x, layer=Embedding, arguments={"mode": "dense"}, name="Embedding-Token"
-        )
+        x = self.tied_logits(x)
         return self.vocab_activation(x, self.with_mlm, "Output-MLM-Activation")

@@ -24,7 +24,13 @@ import numpy as np
 from nlp4keras import validation as check
 from nlp4keras.checkpoints.loading import LoadReport
 from nlp4keras.initializers import TruncatedNormal
-from nlp4keras.layers import Add, FeedForward, LayerNormalization, MultiHeadAttention
+from nlp4keras.layers import (
+    Add,
+    Embedding,
+    FeedForward,
+    LayerNormalization,
+    MultiHeadAttention,
+)
 from nlp4keras.models.checkpoint_io import CheckpointIO
 from nlp4keras.recompute import (
     RecomputedModel,
@@ -55,6 +61,8 @@ class Transformer(CheckpointIO):
     position_mode = None
     #: the attention sublayer's name part
     attention_part = "MultiHeadSelfAttention"
+    #: grouped-query attention: k/v heads (None: num_attention_heads)
+    num_key_value_heads = None
 
     def __init__(
         self,
@@ -158,6 +166,11 @@ class Transformer(CheckpointIO):
         self.defer_initialization = False
         self._deferred_initializers = []
         self.built = False
+
+    @classmethod
+    def fill_defaults(cls, arguments):
+        """Fill arguments a family derives from others (build_transformer_model
+        calls it on the config + keyword arguments before building)."""
 
     # ----------------------------------------------------------------- build
     def build(
@@ -300,19 +313,20 @@ class Transformer(CheckpointIO):
             **options,
         )
 
-    def sublayer(self, x, fn, name):
+    def sublayer(self, x, fn, name, norm_position="family", norm_name=None):
         """A residual sublayer around `fn` (which builds the layer `name`):
         post-norm norm(x + dropout(fn(x))), pre-norm x + dropout(fn(norm(x))),
-        with bert4keras' names {name}-Dropout, {name}-Add, {name}-Norm."""
-        if self.norm_position == "pre":
-            y = fn(self.layer_norm(x, f"{name}-Norm"))
-        else:
-            y = fn(x)
+        with bert4keras' names {name}-Dropout, {name}-Add, {name}-Norm.
+        norm_position: 'post', 'pre', None (no norm) or 'family' (the knob)."""
+        if norm_position == "family":
+            norm_position = self.norm_position
+        norm_name = norm_name or f"{name}-Norm"
+        y = fn(self.layer_norm(x, norm_name) if norm_position == "pre" else x)
         y = self.apply(
             inputs=y, layer=keras.layers.Dropout, rate=self.dropout_rate, name=f"{name}-Dropout"
         )
         y = self.apply(inputs=[x, y], layer=Add, name=f"{name}-Add")
-        return y if self.norm_position == "pre" else self.layer_norm(y, f"{name}-Norm")
+        return self.layer_norm(y, norm_name) if norm_position == "post" else y
 
     def attention_inputs(self, x):
         """(inputs, call arguments) of a self-attention layer on x: the
@@ -337,6 +351,7 @@ class Transformer(CheckpointIO):
             attention_scale=self.attention_scale,
             attention_dropout=self.attention_dropout_rate,
             position_mode=self.position_mode,
+            kv_heads=self.num_key_value_heads,
             kernel_initializer=self.initializer,
             name=self.block_name(index, self.attention_part),
         )
@@ -365,6 +380,24 @@ class Transformer(CheckpointIO):
 
     def prefixed(self, name):
         return self.prefix + name if name else name
+
+    def token_embedding(self, token_ids):
+        """`Embedding-Token` on token ids (id `pad_token_id`, if any, masked)."""
+        return self.apply(
+            inputs=token_ids,
+            layer=Embedding,
+            input_dim=self.vocab_size,
+            output_dim=self.embedding_size,
+            embeddings_initializer=self.initializer,
+            pad_token_id=self.pad_token_id,
+            name="Embedding-Token",
+        )
+
+    def tied_logits(self, x):
+        """Scores over the vocab from `Embedding-Token`'s own matrix (a tied head)."""
+        return self.apply(
+            inputs=x, layer=Embedding, arguments={"mode": "dense"}, name="Embedding-Token"
+        )
 
     def apply(self, inputs=None, layer=None, arguments=None, **kwargs):
         """Call the layer named kwargs['name'] on `inputs`, creating it with

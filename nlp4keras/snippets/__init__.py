@@ -1,11 +1,13 @@
 """bert4keras `snippets`: data utilities (padding, truncation, text splitting,
 parallel mapping, `DataGenerator`, `open`), decoding helpers
-(`ViterbiDecoder`), sequence matching, numpy helpers and `WebServing`."""
+(`AutoRegressiveDecoder`, `ViterbiDecoder`), sequence matching, numpy helpers
+and `WebServing`."""
 
 from nlp4keras.snippets import uniout  # noqa: F401
 from nlp4keras.snippets.arguments import delete_arguments, insert_arguments  # noqa: F401
 from nlp4keras.snippets.arrays import orthogonally_resize, softmax  # noqa: F401
 from nlp4keras.snippets.data_generator import DataGenerator  # noqa: F401
+from nlp4keras.snippets.decoding import AutoRegressiveDecoder  # noqa: F401
 from nlp4keras.snippets.files import open  # noqa: F401
 from nlp4keras.snippets.matching import (  # noqa: F401
     longest_common_subsequence,

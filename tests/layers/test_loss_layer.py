@@ -106,6 +106,34 @@ def test_seq2seq_loss_matches_numpy_trains_and_passes_probs_through():
     )
 
 
+@register
+class Bert4kerasSeq2SeqLoss(Loss):
+    """bert4keras' seq2seq examples, verbatim: `loss * y_mask` with the segment ids
+    uncast (its inputs were float32)."""
+
+    def compute_loss(self, inputs, mask=None):
+        y_true, y_mask, y_pred = inputs
+        y_true, y_mask, y_pred = y_true[:, 1:], y_mask[:, 1:], y_pred[:, :-1]
+        loss = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+        return ops.sum(loss * y_mask) / ops.sum(y_mask)
+
+
+def test_integer_inputs_reach_compute_loss_as_floats_as_in_bert4keras():
+    """TensorFlow does not promote int32 * float32: the layer hands floats, on every backend
+    (in fit's compiled step too), and passes the inputs through unchanged."""
+    bert = tiny_bert(application="unilm")
+    outputs = Bert4kerasSeq2SeqLoss(output_axis=[1, 2])(bert.inputs + bert.outputs)
+    model = keras.Model(bert.inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    ids, segments = padded_batch(VOCAB, [12, 9], 12, seed=5, cls_id=2, sep_id=3)
+    passed_segments, probs = model.predict([ids, segments], verbose=0)
+    assert keras.backend.standardize_dtype(model.outputs[0].dtype) == "int32"
+    np.testing.assert_array_equal(passed_segments, segments)
+    expected = numpy_seq2seq_loss(probs, ids, segments)
+    loss = model.fit([ids, segments], epochs=1, batch_size=2, verbose=0).history["loss"][0]
+    assert np.isclose(loss, expected, rtol=1e-5)
+
+
 def test_padding_and_source_segment_do_not_count_in_seq2seq_loss():
     """Called directly on fixed probabilities: only steps predicting a
     target-segment token count, so changing the others leaves the loss as is."""

@@ -435,6 +435,22 @@ def sentencepiece_model(path, corpora):
     shutil.copyfile(corpora.assets / "sentencepiece" / "botchan_en_unigram_1000.model", path)
 
 
+def cpm_sentencepiece_model(path, corpora):
+    """The stand-in SentencePiece model plus CPM's '<cls>' piece (a user-defined symbol, as
+    in CPM's vocab), which the CPM example's tokenizer translates newlines to."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    source = corpora.assets / "sentencepiece" / "botchan_en_unigram_1000.model"
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(source.read_bytes())
+    piece = model.pieces.add()
+    piece.piece, piece.score = "<cls>", 0.0
+    piece.type = sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(model.SerializeToString())
+
+
 def cchess_stand_in(path, corpora):
     """A stand-in for the `cchess` package (not a dependency of anything here), which
     task_language_model_chinese_chess imports with `*` for its interactive player only

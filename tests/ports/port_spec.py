@@ -51,6 +51,7 @@ class TinyModel:
     family: str = "bert"
     config_name: str = "bert_config.json"
     checkpoint_name: str = "bert_model.ckpt"
+    sizes: tuple = ()  # (config key, value) pairs that differ from tiny_model.TINY_CONFIG
 
 
 @dataclasses.dataclass(frozen=True)

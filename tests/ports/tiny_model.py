@@ -34,40 +34,50 @@ TINY_CONFIG = {
 
 
 def write_tiny_model(folder, vocab, family="bert", config_name="bert_config.json",
-                     checkpoint_name="bert_model.ckpt", seed=0):  # fmt: skip
+                     checkpoint_name="bert_model.ckpt", sizes=(), seed=0):  # fmt: skip
     """Write `config_name`, the checkpoint `checkpoint_name`.* and vocab.txt into `folder`
     (created); returns the folder. Every head is in the checkpoint (pooler, NSP, MLM), as in
     Google's. `family` is a `model=` name of build_transformer_model: the families nlp4keras
-    lacks raise its "unknown model" error."""
+    lacks raise its "unknown model" error. sizes: (key, value) pairs replacing TINY_CONFIG's,
+    e.g. the vocab size of an example's own SentencePiece model. A decoder family (gpt2,
+    gpt2_ml) has no segments and no pooler, NSP or MLM heads: its tied LM head is all it has."""
     import keras
 
-    from nlp4keras.models import build_transformer_model
+    from nlp4keras.models import MODELS, build_transformer_model
+    from nlp4keras.models.decoder import LanguageModel
 
+    config = dict(TINY_CONFIG, **dict(sizes))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     transformer = build_transformer_model(
         model=family,
-        vocab_size=TINY_CONFIG["vocab_size"],
-        hidden_size=TINY_CONFIG["hidden_size"],
-        num_hidden_layers=TINY_CONFIG["num_hidden_layers"],
-        num_attention_heads=TINY_CONFIG["num_attention_heads"],
-        intermediate_size=TINY_CONFIG["intermediate_size"],
-        hidden_act=TINY_CONFIG["hidden_act"],
-        max_position_embeddings=TINY_CONFIG["max_position_embeddings"],
-        type_vocab_size=TINY_CONFIG["type_vocab_size"],
-        with_pool=True,
-        with_nsp=True,
-        with_mlm=True,
+        vocab_size=config["vocab_size"],
+        hidden_size=config["hidden_size"],
+        num_hidden_layers=config["num_hidden_layers"],
+        num_attention_heads=config["num_attention_heads"],
+        intermediate_size=config["intermediate_size"],
+        hidden_act=config["hidden_act"],
+        max_position_embeddings=config["max_position_embeddings"],
         return_keras_model=False,
+        **_encoder_parts(family, MODELS, LanguageModel),
     )
     # Matrices drawn with numpy (same weights on every backend); biases and norms kept.
     rng = np.random.default_rng(seed)
     for variable in transformer.model.weights:
         if len(variable.shape) >= 2:
-            value = rng.normal(0.0, TINY_CONFIG["initializer_range"], size=variable.shape)
+            value = rng.normal(0.0, config["initializer_range"], size=variable.shape)
             variable.assign(value.astype(keras.backend.standardize_dtype(variable.dtype)))
     transformer.save_weights_as_checkpoint(str(folder / checkpoint_name))
-    config = dict(TINY_CONFIG)
     (folder / config_name).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     shutil.copyfile(vocab, folder / "vocab.txt")
     return folder
+
+
+def _encoder_parts(family, models, language_model):
+    """The segment table and heads an encoder family's checkpoint holds (none for a decoder)."""
+    model_class = models.get(family)
+    if isinstance(model_class, type) and issubclass(model_class, language_model):
+        return {}
+    return dict(
+        type_vocab_size=TINY_CONFIG["type_vocab_size"], with_pool=True, with_nsp=True, with_mlm=True
+    )

@@ -47,4 +47,6 @@ def _place_model(workspace, model, tiny_bert, corpora):
             shutil.copytree(tiny_bert, target)
         return
     vocab = corpora.assets / "bert_chinese" / "vocab.txt"
-    write_tiny_model(target, vocab, model.family, model.config_name, model.checkpoint_name)
+    write_tiny_model(
+        target, vocab, model.family, model.config_name, model.checkpoint_name, model.sizes
+    )

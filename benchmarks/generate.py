@@ -1,0 +1,192 @@
+"""Generation benchmark: greedy decoding tokens/s, nlp4keras' bert4keras-style
+`AutoRegressiveDecoder` (JAX, torch) against transformers' `generate`.
+
+Usage (from the repo root, after `make assets`):
+
+    python benchmarks/generate.py [--rounds 2] [--new-tokens 64] [--models smollm2,gpt2]
+
+Models: the real SmolLM2-135M-Instruct GGUF (Llama, 30 layers, hidden 576;
+both sides load the same file, dequantised to float32) and a random
+GPT-2-small-shaped model (12 layers, hidden 768, vocab 50257), saved once with
+`save_pretrained` under benchmarks/out/generate_gpt2/ and loaded on both sides.
+Batch 1, a 32-token prompt (random ids, fixed seed), 64 new tokens, no end
+token (every run generates all of them), float32.
+
+- hf: `generate(do_sample=False, min_new_tokens=n, max_new_tokens=n)`, SDPA
+  attention and its KV cache.
+- jax / torch: a subclass of `AutoRegressiveDecoder` whose predict is
+  `self.last_token(model).predict(prompt + output so far)`, `beam_search(topk=1)`:
+  bert4keras' way, the whole prefix recomputed at each step (no KV cache yet).
+
+One worker subprocess per (model, impl, round), the impls rotated between
+rounds. Each worker loads the model, runs the whole generation once untimed
+(JAX compiles each bucketed length there), then times one generation with
+time.perf_counter. Also checks that every impl generated the same tokens.
+Prints a markdown table; writes benchmarks/out/generate.json.
+"""
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+sys.path.append(HERE)  # last: benchmarks/tokenize.py must not shadow the standard library
+from bench_common import ROOT, cpu_name, git_state, order_for_round, versions  # noqa: E402
+
+SMOLLM2 = os.path.join(ROOT, ".assets", "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+GPT2_FOLDER = os.path.join(ROOT, "benchmarks", "out", "generate_gpt2")
+IMPLS = ["hf", "jax", "torch"]
+PROMPT_LENGTH = 32
+
+
+def prompt_ids(vocab):
+    import numpy as np
+
+    return [int(i) for i in np.random.default_rng(0).integers(10, vocab, PROMPT_LENGTH)]
+
+
+def make_gpt2():
+    if os.path.isfile(os.path.join(GPT2_FOLDER, "config.json")):
+        return
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config()).save_pretrained(GPT2_FOLDER)
+
+
+def hf_generator(model_name, new_tokens):
+    import torch
+
+    if model_name == "smollm2":
+        from transformers import LlamaForCausalLM
+
+        folder, name = os.path.split(SMOLLM2)
+        model = LlamaForCausalLM.from_pretrained(folder, gguf_file=name, attn_implementation="sdpa")
+    else:
+        from transformers import GPT2LMHeadModel
+
+        model = GPT2LMHeadModel.from_pretrained(GPT2_FOLDER, attn_implementation="sdpa")
+    model = model.eval()  # float32 (the GGUF file is dequantised to float32)
+
+    def generate(prompt):
+        with torch.no_grad():
+            output = model.generate(
+                torch.tensor([prompt]),
+                do_sample=False,
+                min_new_tokens=new_tokens,
+                max_new_tokens=new_tokens,
+                pad_token_id=0,
+            )
+        return [int(i) for i in output[0, len(prompt) :]]
+
+    return generate, model.config.vocab_size
+
+
+def nlp4keras_generator(model_name, new_tokens):
+    import numpy as np
+
+    from nlp4keras.models import build_transformer_model
+    from nlp4keras.snippets import AutoRegressiveDecoder
+
+    if model_name == "smollm2":
+        model = build_transformer_model(checkpoint_path=SMOLLM2, model="llama")
+    else:
+        model = build_transformer_model(GPT2_FOLDER, GPT2_FOLDER, model="gpt2")
+
+    class Greedy(AutoRegressiveDecoder):
+        @AutoRegressiveDecoder.wraps(default_rtype="probas")
+        def predict(self, inputs, output_ids, states):
+            return self.last_token(model).predict(np.concatenate([inputs[0], output_ids], 1))
+
+    decoder = Greedy(start_id=None, end_id=None, maxlen=new_tokens)
+
+    def generate(prompt):
+        return [int(i) for i in decoder.beam_search([prompt], topk=1)]
+
+    return generate, model.output_shape[-1]
+
+
+def worker(args):
+    start = time.perf_counter()
+    if args.impl == "hf":
+        generate, vocab = hf_generator(args.model, args.new_tokens)
+    else:
+        os.environ["KERAS_BACKEND"] = args.impl
+        generate, vocab = nlp4keras_generator(args.model, args.new_tokens)
+    loaded = time.perf_counter() - start
+    prompt = prompt_ids(vocab)
+    start = time.perf_counter()
+    generate(prompt)  # untimed: JAX compiles every bucketed length here
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    tokens = generate(prompt)
+    seconds = time.perf_counter() - start
+    print(json.dumps(dict(load_s=loaded, first_s=first, seconds=seconds, tokens=tokens)))
+
+
+def run_worker(model, impl, args):
+    command = [sys.executable, __file__, "--worker", "--model", model, "--impl", impl]
+    command += ["--new-tokens", str(args.new_tokens)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+    env.setdefault("KERAS_HOME", os.path.join(ROOT, ".keras_home"))
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{model}/{impl} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def driver(args):
+    models = args.models.split(",")
+    if "gpt2" in models:
+        make_gpt2()
+    results = {}
+    for model in models:
+        for index in range(args.rounds):
+            for impl in order_for_round(IMPLS, index):
+                sample = run_worker(model, impl, args)
+                results.setdefault(model, {}).setdefault(impl, []).append(sample)
+                print(f"{model} {impl} round {index}: {sample['seconds']:.2f} s", flush=True)
+    rows = [
+        "| model | impl | tokens/s (median) | vs hf | first run s (compile) | same tokens as hf |"
+    ]
+    rows.append("|---|---|---|---|---|---|")
+    for model, by_impl in results.items():
+        hf_rate = args.new_tokens / statistics.median(s["seconds"] for s in by_impl["hf"])
+        hf_tokens = by_impl["hf"][0]["tokens"]
+        for impl, samples in by_impl.items():
+            rate = args.new_tokens / statistics.median(s["seconds"] for s in samples)
+            first = statistics.median(s["first_s"] for s in samples)
+            same = all(s["tokens"] == hf_tokens for s in samples)
+            rows.append(
+                f"| {model} | {impl} | {rate:.1f} | {rate / hf_rate:.2f}x | {first:.1f} | {same} |"
+            )
+    table = "\n".join(rows)
+    print(table)
+    os.makedirs(os.path.join(ROOT, "benchmarks", "out"), exist_ok=True)
+    with open(os.path.join(ROOT, "benchmarks", "out", "generate.json"), "w") as f:
+        environment = dict(versions=versions(), git=git_state(), cpu=cpu_name())
+        json.dump(dict(environment=environment, args=vars(args), results=results), f, indent=1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--models", default="smollm2,gpt2")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--impl", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    worker(args) if args.worker else driver(args)
+
+
+if __name__ == "__main__":
+    main()
