@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from families.decoder_cases import all_decoder_cases  # noqa: E402
 from families.hf_cases import all_cases  # noqa: E402
 from families.numpy_cases import gau_alpha_cases, nezha_cases, roformer_v2_cases  # noqa: E402
 
@@ -29,6 +30,7 @@ def main():
             + nezha_cases(folder + "/nezha")
             + roformer_v2_cases(folder + "/roformer_v2")
             + gau_alpha_cases(folder + "/gau_alpha")
+            + all_decoder_cases(folder + "/decoders")
         )
         print(f"backend: {keras.backend.backend()}")
         print("| case | reference | max abs diff | tolerance |")

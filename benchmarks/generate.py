@@ -1,22 +1,27 @@
-"""Generation benchmark: greedy decoding tokens/s, nlp4keras' bert4keras-style
-`AutoRegressiveDecoder` (JAX, torch) against transformers' `generate`.
+"""Generation benchmark: greedy decoding tokens/s, nlp4keras (cached
+`CachedGenerator` and bert4keras-style uncached `AutoRegressiveDecoder`, on
+JAX and torch) against transformers' `generate`.
 
 Usage (from the repo root, after `make assets`):
 
     python benchmarks/generate.py [--rounds 2] [--new-tokens 64] [--models smollm2,gpt2]
+        [--batch 1,8]
 
 Models: the real SmolLM2-135M-Instruct GGUF (Llama, 30 layers, hidden 576;
 both sides load the same file, dequantised to float32) and a random
 GPT-2-small-shaped model (12 layers, hidden 768, vocab 50257), saved once with
 `save_pretrained` under benchmarks/out/generate_gpt2/ and loaded on both sides.
-Batch 1, a 32-token prompt (random ids, fixed seed), 64 new tokens, no end
-token (every run generates all of them), float32.
+Batch 1 and 8 (the same 32-token prompt of random ids, fixed seed, in every
+row), 64 new tokens, no end token (every run generates all of them), float32.
 
 - hf: `generate(do_sample=False, min_new_tokens=n, max_new_tokens=n)`, SDPA
   attention and its KV cache.
-- jax / torch: a subclass of `AutoRegressiveDecoder` whose predict is
+- jax-cached / torch-cached: `nlp4keras.generation.CachedGenerator.generate`:
+  the prompt once, then one token per step against per-layer K/V caches.
+- jax / torch (uncached, batch 1 only: bert4keras' API decodes one input): a
+  subclass of `AutoRegressiveDecoder` whose predict is
   `self.last_token(model).predict(prompt + output so far)`, `beam_search(topk=1)`:
-  bert4keras' way, the whole prefix recomputed at each step (no KV cache yet).
+  bert4keras' way, the whole prefix recomputed at each step.
 
 One worker subprocess per (model, impl, round), the impls rotated between
 rounds. Each worker loads the model, runs the whole generation once untimed
@@ -42,7 +47,7 @@ from bench_common import ROOT, cpu_name, git_state, order_for_round, versions  #
 
 SMOLLM2 = os.path.join(ROOT, ".assets", "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 GPT2_FOLDER = os.path.join(ROOT, "benchmarks", "out", "generate_gpt2")
-IMPLS = ["hf", "jax", "torch"]
+IMPLS = ["hf", "jax-cached", "torch-cached", "jax", "torch"]
 PROMPT_LENGTH = 32
 
 
@@ -76,10 +81,10 @@ def hf_generator(model_name, new_tokens):
         model = GPT2LMHeadModel.from_pretrained(GPT2_FOLDER, attn_implementation="sdpa")
     model = model.eval()  # float32 (the GGUF file is dequantised to float32)
 
-    def generate(prompt):
+    def generate(prompt, batch):
         with torch.no_grad():
             output = model.generate(
-                torch.tensor([prompt]),
+                torch.tensor([prompt] * batch),
                 do_sample=False,
                 min_new_tokens=new_tokens,
                 max_new_tokens=new_tokens,
@@ -90,16 +95,29 @@ def hf_generator(model_name, new_tokens):
     return generate, model.config.vocab_size
 
 
-def nlp4keras_generator(model_name, new_tokens):
+def nlp4keras_generator(model_name, new_tokens, cached):
     import numpy as np
 
+    from nlp4keras.generation import CachedGenerator
     from nlp4keras.models import build_transformer_model
     from nlp4keras.snippets import AutoRegressiveDecoder
 
     if model_name == "smollm2":
-        model = build_transformer_model(checkpoint_path=SMOLLM2, model="llama")
+        transformer = build_transformer_model(
+            checkpoint_path=SMOLLM2, model="llama", return_keras_model=False
+        )
     else:
-        model = build_transformer_model(GPT2_FOLDER, GPT2_FOLDER, model="gpt2")
+        transformer = build_transformer_model(
+            GPT2_FOLDER, GPT2_FOLDER, model="gpt2", return_keras_model=False
+        )
+    model = transformer.model
+    if cached:
+        generator = CachedGenerator(transformer)
+
+        def generate(prompt, batch):
+            return generator.generate([prompt] * batch, new_tokens)[0]
+
+        return generate, transformer.vocab_size
 
     class Greedy(AutoRegressiveDecoder):
         @AutoRegressiveDecoder.wraps(default_rtype="probas")
@@ -108,10 +126,10 @@ def nlp4keras_generator(model_name, new_tokens):
 
     decoder = Greedy(start_id=None, end_id=None, maxlen=new_tokens)
 
-    def generate(prompt):
+    def generate(prompt, batch):
         return [int(i) for i in decoder.beam_search([prompt], topk=1)]
 
-    return generate, model.output_shape[-1]
+    return generate, transformer.vocab_size
 
 
 def worker(args):
@@ -119,22 +137,23 @@ def worker(args):
     if args.impl == "hf":
         generate, vocab = hf_generator(args.model, args.new_tokens)
     else:
-        os.environ["KERAS_BACKEND"] = args.impl
-        generate, vocab = nlp4keras_generator(args.model, args.new_tokens)
+        backend, _, cached = args.impl.partition("-")
+        os.environ["KERAS_BACKEND"] = backend
+        generate, vocab = nlp4keras_generator(args.model, args.new_tokens, bool(cached))
     loaded = time.perf_counter() - start
     prompt = prompt_ids(vocab)
     start = time.perf_counter()
-    generate(prompt)  # untimed: JAX compiles every bucketed length here
+    generate(prompt, args.batch)  # untimed: JAX compiles its shapes here
     first = time.perf_counter() - start
     start = time.perf_counter()
-    tokens = generate(prompt)
+    tokens = generate(prompt, args.batch)
     seconds = time.perf_counter() - start
     print(json.dumps(dict(load_s=loaded, first_s=first, seconds=seconds, tokens=tokens)))
 
 
 def run_worker(model, impl, args):
     command = [sys.executable, __file__, "--worker", "--model", model, "--impl", impl]
-    command += ["--new-tokens", str(args.new_tokens)]
+    command += ["--new-tokens", str(args.new_tokens), "--batch", str(args.batch)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     env.setdefault("KERAS_HOME", os.path.join(ROOT, ".keras_home"))
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -148,25 +167,33 @@ def driver(args):
     if "gpt2" in models:
         make_gpt2()
     results = {}
-    for model in models:
-        for index in range(args.rounds):
-            for impl in order_for_round(IMPLS, index):
-                sample = run_worker(model, impl, args)
-                results.setdefault(model, {}).setdefault(impl, []).append(sample)
-                print(f"{model} {impl} round {index}: {sample['seconds']:.2f} s", flush=True)
+    for batch in [int(b) for b in args.batches.split(",")]:
+        impls = IMPLS if batch == 1 else [i for i in IMPLS if i == "hf" or i.endswith("cached")]
+        for model in models:
+            for index in range(args.rounds):
+                for impl in order_for_round(impls, index):
+                    args.batch = batch
+                    sample = run_worker(model, impl, args)
+                    key = f"{model} b{batch}"
+                    results.setdefault(key, {}).setdefault(impl, []).append(sample)
+                    print(f"{key} {impl} round {index}: {sample['seconds']:.2f} s", flush=True)
     rows = [
-        "| model | impl | tokens/s (median) | vs hf | first run s (compile) | same tokens as hf |"
+        "| model | impl | tokens/s (median) | vs hf | first run s (compile) | same tokens as hf |",
+        "|---|---|---|---|---|---|",
     ]
-    rows.append("|---|---|---|---|---|---|")
-    for model, by_impl in results.items():
-        hf_rate = args.new_tokens / statistics.median(s["seconds"] for s in by_impl["hf"])
-        hf_tokens = by_impl["hf"][0]["tokens"]
+    for key, by_impl in results.items():
+        batch = int(key.rsplit("b", 1)[1])
+
+        def rate(samples, batch=batch):
+            return batch * args.new_tokens / statistics.median(s["seconds"] for s in samples)
+
+        hf_rate, hf_tokens = rate(by_impl["hf"]), by_impl["hf"][0]["tokens"]
         for impl, samples in by_impl.items():
-            rate = args.new_tokens / statistics.median(s["seconds"] for s in samples)
             first = statistics.median(s["first_s"] for s in samples)
             same = all(s["tokens"] == hf_tokens for s in samples)
             rows.append(
-                f"| {model} | {impl} | {rate:.1f} | {rate / hf_rate:.2f}x | {first:.1f} | {same} |"
+                f"| {key} | {impl} | {rate(samples):.1f} | {rate(samples) / hf_rate:.2f}x "
+                f"| {first:.1f} | {same} |"
             )
     table = "\n".join(rows)
     print(table)
@@ -181,6 +208,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--models", default="smollm2,gpt2")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)

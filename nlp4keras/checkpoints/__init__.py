@@ -2,6 +2,7 @@
 
 from nlp4keras.checkpoints.base import CheckpointReader, DictReader
 from nlp4keras.checkpoints.errors import CheckpointError
+from nlp4keras.checkpoints.gguf_reader import GGUFCheckpointReader
 from nlp4keras.checkpoints.loading import LoadReport
 from nlp4keras.checkpoints.safetensors_io import SafetensorsReader, ShardedReader
 from nlp4keras.checkpoints.sources import open_checkpoint
@@ -12,6 +13,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointReader",
     "DictReader",
+    "GGUFCheckpointReader",
     "LoadReport",
     "SafetensorsReader",
     "ShardedReader",

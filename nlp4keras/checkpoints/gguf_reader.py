@@ -19,6 +19,7 @@ import numpy as np
 
 from nlp4keras.checkpoints.base import CheckpointReader
 from nlp4keras.checkpoints.errors import CheckpointError
+from nlp4keras.checkpoints.gguf_header import check_gguf_header
 
 SUPPORTED_ARCHITECTURES = ("llama",)
 
@@ -80,6 +81,7 @@ def open_gguf(path):
         raise CheckpointError(
             f"{path} is not a GGUF file: it starts with {magic!r}, not the magic b'GGUF'"
         )
+    check_gguf_header(path)  # the gguf reader trusts declared counts (a huge one hangs it)
     try:
         reader = gguf.GGUFReader(path)
     except Exception as error:  # the gguf parser raises numpy, struct, key and value errors

@@ -57,10 +57,40 @@ def _open_folder(path):
         raise CheckpointError(f"cannot list checkpoint folder {path}: {error}") from None
     if any(entry.endswith(".index") for entry in entries) or "checkpoint" in entries:
         return TFCheckpointReader(path)
+    ggufs = sorted(entry for entry in entries if entry.endswith(".gguf"))
+    if len(ggufs) == 1:
+        return _open_gguf(os.path.join(path, ggufs[0]))
+    if ggufs:
+        raise CheckpointError(
+            f"folder {path} holds {len(ggufs)} GGUF files ({', '.join(ggufs)}): pass the path "
+            "of the one to load"
+        )
     raise CheckpointError(
-        f"no checkpoint found in folder {path}: looked for {', '.join(_FOLDER_CANDIDATES)} "
-        "and TF checkpoint files (*.index)"
+        f"no checkpoint found in folder {path}: looked for {', '.join(_FOLDER_CANDIDATES)}, "
+        "TF checkpoint files (*.index) and a .gguf file"
     )
+
+
+def gguf_file(path):
+    """The GGUF file `path` stands for: a `.gguf` path, or a folder with neither
+    config.json nor another checkpoint whose files include exactly one `.gguf`
+    (None otherwise)."""
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    path = os.fspath(path)
+    if isinstance(path, str) and path.endswith(".gguf"):
+        return path
+    if not isinstance(path, str) or not os.path.isdir(path):
+        return None
+    try:
+        entries = os.listdir(path)
+    except OSError:
+        return None
+    others = ("config.json", "bert_config.json", "checkpoint") + _FOLDER_CANDIDATES
+    if any(entry in others or entry.endswith(".index") for entry in entries):
+        return None
+    ggufs = [entry for entry in entries if entry.endswith(".gguf")]
+    return os.path.join(path, ggufs[0]) if len(ggufs) == 1 else None
 
 
 def open_checkpoint(checkpoint):

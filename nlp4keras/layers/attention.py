@@ -8,6 +8,7 @@ from keras import ops
 from nlp4keras import validation
 from nlp4keras.backend import apply_rotary_position_embeddings, infinity
 from nlp4keras.layers.base import Layer, first_mask, linear, serializable
+from nlp4keras.layers.kv_cache import write_cache
 from nlp4keras.layers.positions import check_positions
 
 POSITION_MODES = ("rotary", "rotary_half", "relative")
@@ -115,6 +116,12 @@ class MultiHeadAttention(Layer):
     kv_heads: grouped-query attention (Llama 2/3, SmolLM): k and v have
     kv_heads heads, each shared by heads / kv_heads query heads (default
     heads: plain multi-head attention).
+
+    cache (a call argument, for decoding; see nlp4keras.layers.kv_cache, whose
+    CachedAttention passes it): [key_cache, value_cache, slots, key_mask]: the
+    new tokens' keys and values are written into the caches at `slots` and
+    the queries attend to the whole cache; the call returns [output, new
+    key_cache, new value_cache].
 
     Two attributes (not saved in the config) force the explicit path:
     `explicit_attention = True` (twice differentiable, which fused kernels may
@@ -229,18 +236,22 @@ class MultiHeadAttention(Layer):
                 bias = extra if bias is None else bias + extra
         return attn_mask, bias
 
-    def call(self, inputs, mask=None, training=None, positions=None, inputs_mask=None):
+    def call(self, inputs, mask=None, training=None, positions=None, inputs_mask=None, cache=None):
         mask = check_positions(self, positions, inputs_mask, mask)
         q, k, v = inputs[:3]
         attn_mask, bias = self._mask_and_bias(inputs[3:], mask)
         q = self._project(q, "q", self.key_size)
         k = self._project(k, "k", self.key_size, self.kv_heads)
-        v = self._shared_kv(self._project(v, "v", self.head_size, self.kv_heads))
+        v = self._project(v, "v", self.head_size, self.kv_heads)
         if self.position_mode in ("rotary", "rotary_half"):
             halves = self.position_mode == "rotary_half"
             q = apply_rotary_position_embeddings(positions, q, halves=halves)
             k = apply_rotary_position_embeddings(positions, k, halves=halves)
-        k = self._shared_kv(k)
+        if cache is not None:  # decoding: write the new keys and values, attend to the cache
+            k, v, cache_mask = write_cache(cache, k, v)
+            attn_mask = cache_mask if attn_mask is None else ops.logical_and(attn_mask, cache_mask)
+            cache = [k, v]
+        k, v = self._shared_kv(k), self._shared_kv(v)
         relative = positions if self.position_mode == "relative" else None
         scale = 1.0 / math.sqrt(self.key_size) if self.attention_scale else 1.0
         dropout_active = self.dropout is not None and bool(training)
@@ -262,6 +273,8 @@ class MultiHeadAttention(Layer):
             logits = None
         o = ops.reshape(o, ops.shape(o)[:-2] + (self.heads * self.head_size,))
         o = self._project(o, "o", None)
+        if cache is not None:
+            return [o] + cache
         return [o, logits] if self.return_attention_scores else o
 
     def _explicit_attention(self, q, k, v, attn_mask, bias, scale, training, relative=None):

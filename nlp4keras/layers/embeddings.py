@@ -101,6 +101,8 @@ class PositionEmbedding(Layer):
         alpha * u[i] + (1 - alpha) * u[j] with u = (p - alpha * p[0]) / (1 - alpha),
         which leaves the first n positions unchanged.
     custom_position_ids: the layer takes [x, position_ids] instead of x.
+        (A `position_ids` call argument does the same for one call: the
+        decoding graph gives the positions of the new tokens that way.)
     offset: HF RoBERTa's convention: rows start at `offset` (pad id + 1) and
         only real tokens are counted (from the Keras mask of x), so left or
         middle padding shifts no position.
@@ -142,21 +144,15 @@ class PositionEmbedding(Layer):
         rows = self.input_dim - self.offset
         return rows**2 if self.hierarchical else rows
 
-    def call(self, inputs, mask=None):
+    def call(self, inputs, mask=None, position_ids=None):
         if self.custom_position_ids:
             inputs, position_ids = inputs
-        else:
-            position_ids = None
         mask = first_mask(mask)
         if self.offset and position_ids is None and mask is not None:
             real = ops.cast(mask, "int32")
             position_ids = (ops.cumsum(real, axis=1) - 1) * real
         seq_len = ops.shape(inputs)[1]
-        if (
-            isinstance(seq_len, int)
-            and not self.custom_position_ids
-            and seq_len > self.max_positions
-        ):
+        if isinstance(seq_len, int) and position_ids is None and seq_len > self.max_positions:
             raise ValueError(
                 f"{self.name}: sequence length {seq_len} exceeds the {self.max_positions} "
                 "positions this model was built with (max_position)"

@@ -2,6 +2,7 @@
 attention layer: rotary sinusoids (RoFormer, GAU-α) and NEZHA's functional
 relative positions."""
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -30,7 +31,8 @@ class SinusoidalPositionEmbedding(Layer):
     ids: inputs are then [x, position_ids]), interleaved sin/cos as RoPE
     reads them. bert4keras' merge_mode='zero' (the encodings alone) is the
     only mode: adding them to x is what absolute positions do, not rotary.
-    base: the wavelength base (10000; Llama's rope_theta)."""
+    base: the wavelength base (10000; Llama's rope_theta). A `position_ids`
+    call argument gives the positions for one call (the decoding graph)."""
 
     def __init__(
         self, output_dim, custom_position_ids=False, merge_mode="zero", base=10000.0, **kwargs
@@ -47,12 +49,18 @@ class SinusoidalPositionEmbedding(Layer):
         self.merge_mode = check.one_of(merge_mode, "merge_mode", ("zero",), who)
         self.base = float(check.real(base, "base", who, above=0))
 
-    def call(self, inputs):
+    def call(self, inputs, position_ids=None):
         if self.custom_position_ids:
-            _, positions = inputs
-        else:
-            positions = ops.expand_dims(ops.arange(ops.shape(inputs)[1]), 0)
-        return sinusoidal_embeddings(positions, self.output_dim, self.base)
+            _, position_ids = inputs
+        if position_ids is None:
+            position_ids = ops.expand_dims(ops.arange(ops.shape(inputs)[1]), 0)
+        return sinusoidal_embeddings(position_ids, self.output_dim, self.base)
+
+    def compute_output_spec(self, inputs, position_ids=None):
+        if position_ids is None:
+            return super().compute_output_spec(inputs)
+        shape = tuple(position_ids.shape) + (self.output_dim,)
+        return keras.KerasTensor(shape, self.compute_dtype)
 
     def compute_mask(self, inputs, mask=None):
         return None

@@ -1,9 +1,9 @@
 """Model builders; `build_transformer_model` is the bert4keras entry point."""
 
 import inspect
-import os
 
 from nlp4keras import validation as check
+from nlp4keras.checkpoints.sources import gguf_file
 from nlp4keras.messages import did_you_mean
 from nlp4keras.models.albert import ALBERT, ALBERT_Unshared
 from nlp4keras.models.applications import (
@@ -111,12 +111,13 @@ def build_transformer_model(
     check.boolean(return_keras_model, "return_keras_model", "build_transformer_model")
     configs, origins = {}, {}
     raw_config = None
-    if config_path is not None:
+    gguf = gguf_file(checkpoint_path)
+    if config_path is not None and (gguf is None or gguf_file(config_path) != gguf):
         raw_config = read_config_file(config_path)
-    elif _is_gguf(checkpoint_path):
+    elif gguf is not None:
         # A GGUF file carries its config in its metadata.
-        config_path = checkpoint_path
-        raw_config = _gguf_config(checkpoint_path)
+        checkpoint_path = config_path = gguf
+        raw_config = _gguf_config(gguf)
     if raw_config is not None:
         check_model_type(raw_config, model_class, config_path)
         check_requirements(raw_config, model_class, config_path)
@@ -124,7 +125,14 @@ def build_transformer_model(
     try:
         if raw_config is not None:
             file_config = normalize_config(raw_config)
-            configs.update({k: v for k, v in file_config.items() if k in constructor_arguments})
+            ignored = model_class.file_config_ignored
+            configs.update(
+                {
+                    k: v
+                    for k, v in file_config.items()
+                    if k in constructor_arguments and k not in ignored
+                }
+            )
         given = normalize_config(kwargs)
         configs.update(given)
         origins = {k: v for k, v in origins.items() if k not in given}
@@ -154,10 +162,6 @@ def build_transformer_model(
         finally:
             transformer.finish_deferred_initialization()
     return transformer.model if return_keras_model else transformer
-
-
-def _is_gguf(path):
-    return isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".gguf")
 
 
 def _gguf_config(path):

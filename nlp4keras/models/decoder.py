@@ -12,6 +12,7 @@ from nlp4keras import validation as check
 from nlp4keras.backend import get_activation
 from nlp4keras.layers import PositionEmbedding
 from nlp4keras.models.applications import LM_Mask
+from nlp4keras.models.cache_graph import build_cache_model
 from nlp4keras.models.transformer import Transformer
 
 
@@ -26,6 +27,10 @@ class LanguageModel(LM_Mask, Transformer):
 
     absolute_positions = True
     embedding_norm = False
+    # An HF config's pad_token_id names the id batches are padded with (often
+    # the end token); transformers masks by attention_mask, not by id, and so
+    # does this family unless pad_token_id is passed as an argument.
+    file_config_ignored = ("pad_token_id",)
 
     def __init__(
         self,
@@ -49,6 +54,21 @@ class LanguageModel(LM_Mask, Transformer):
             pad_token_id, "pad_token_id", who, minimum=0, below=self.vocab_size
         )
 
+    def compute_attention_bias(self, inputs=None):
+        if self.cache_graph is not None:
+            return None  # the attention layers mask from their caches
+        return super().compute_attention_bias(inputs)
+
+    def cached_positions(self):
+        """Call arguments of a position layer: the new tokens' position ids in
+        the decoding graph, none otherwise."""
+        graph = self.cache_graph
+        return None if graph is None else {"position_ids": graph.position_ids}
+
+    def build_cache_model(self):
+        """The decoding graph over this model's layers (models/cache_graph.py)."""
+        return build_cache_model(self)
+
     def get_inputs(self):
         return keras.Input(
             shape=(self.sequence_length,), dtype="int32", name=self.prefixed("Input-Token")
@@ -59,6 +79,7 @@ class LanguageModel(LM_Mask, Transformer):
         if self.absolute_positions:
             x = self.apply(
                 inputs=x,
+                arguments=self.cached_positions(),
                 layer=PositionEmbedding,
                 input_dim=self.max_position,
                 output_dim=self.embedding_size,

@@ -98,6 +98,7 @@ class LLaMA(LanguageModel):
         if self.position_bias is None:
             self.position_bias = self.apply(
                 inputs=self.inputs[0],
+                arguments=self.cached_positions(),
                 layer=SinusoidalPositionEmbedding,
                 output_dim=self.attention_key_size,
                 base=self.rope_theta,

@@ -167,6 +167,11 @@ class Transformer(CheckpointIO):
         self._deferred_initializers = []
         self.built = False
 
+    # While the decoding graph is built (models/cache_graph.py): its CacheGraph.
+    cache_graph = None
+    # Config-file keys the family does not take from a file (only as arguments).
+    file_config_ignored = ()
+
     @classmethod
     def fill_defaults(cls, arguments):
         """Fill arguments a family derives from others (build_transformer_model
@@ -339,6 +344,11 @@ class Transformer(CheckpointIO):
 
     def attention(self, x, index):
         inputs, arguments = self.attention_inputs(x)
+        name = self.block_name(index, self.attention_part)
+        if self.cache_graph is not None:  # the decoding graph: the layer with its cache
+            return self.cache_graph.attend(
+                self.layers[self.prefixed(name)], [x, x] + inputs, arguments
+            )
         return self.apply(
             inputs=[x, x] + inputs,
             layer=MultiHeadAttention,
@@ -353,7 +363,7 @@ class Transformer(CheckpointIO):
             position_mode=self.position_mode,
             kv_heads=self.num_key_value_heads,
             kernel_initializer=self.initializer,
-            name=self.block_name(index, self.attention_part),
+            name=name,
         )
 
     def feed_forward(self, x, index):

@@ -222,25 +222,7 @@ class AutoRegressiveDecoder:
                 inputs = [np.repeat(i, n, axis=0) for i in inputs]
                 output_ids = np.repeat(output_ids, n, axis=0)
                 rows = np.zeros(n, dtype=int)
-            if topk is not None:
-                k = min(topk, probas.shape[1])
-                k_indices = probas.argpartition(-k, axis=1)[:, -k:]
-                probas = np.take_along_axis(probas, k_indices, axis=1)
-                probas /= probas.sum(axis=1, keepdims=True)
-            if topp is not None:
-                p_indices = probas.argsort(axis=1)[:, ::-1]
-                probas = np.take_along_axis(probas, p_indices, axis=1)
-                cumulative = np.cumsum(probas, axis=1)
-                # keep the tokens up to the first whose cumulative probability reaches topp
-                beyond = np.roll(cumulative >= topp, 1, axis=1)
-                beyond[:, 0] = False
-                probas[beyond] = 0
-                probas /= probas.sum(axis=1, keepdims=True)
-            sample_ids = _sample(probas, uniform).reshape((-1, 1))
-            if topp is not None:
-                sample_ids = np.take_along_axis(p_indices, sample_ids, axis=1)
-            if topk is not None:
-                sample_ids = np.take_along_axis(k_indices, sample_ids, axis=1)
+            sample_ids = sample_tokens(probas, topk, topp, uniform).reshape((-1, 1))
             output_ids = np.concatenate([output_ids, sample_ids], 1)
             is_end = output_ids[:, -1] == self.end_id
             end_counts = (output_ids == self.end_id).sum(1)
@@ -339,6 +321,32 @@ def _uniform_source(seed, who):
         return seed.random
     seed = validation.integer(seed, "seed", who, minimum=0)
     return np.random.default_rng(seed).random
+
+
+def sample_tokens(probas, topk, topp, uniform):
+    """One token id per row of `probas` [rows, vocab] (normalised), drawn
+    among the `topk` most probable (if given), then among the most probable
+    whose total first reaches `topp` (if given), as bert4keras did; `uniform`
+    gives the uniform draws."""
+    columns = []  # index maps back to token ids, innermost last
+    if topk is not None:
+        k = min(topk, probas.shape[1])
+        columns.append(probas.argpartition(-k, axis=1)[:, -k:])
+        probas = np.take_along_axis(probas, columns[-1], axis=1)
+        probas = probas / probas.sum(axis=1, keepdims=True)
+    if topp is not None:
+        columns.append(probas.argsort(axis=1)[:, ::-1])
+        probas = np.take_along_axis(probas, columns[-1], axis=1)
+        cumulative = np.cumsum(probas, axis=1)
+        # keep the tokens up to the first whose cumulative probability reaches topp
+        beyond = np.roll(cumulative >= topp, 1, axis=1)
+        beyond[:, 0] = False
+        probas[beyond] = 0
+        probas = probas / probas.sum(axis=1, keepdims=True)
+    sample_ids = _sample(probas, uniform).reshape((-1, 1))
+    for indices in reversed(columns):
+        sample_ids = np.take_along_axis(indices, sample_ids, axis=1)
+    return sample_ids[:, 0]
 
 
 def _sample(probas, uniform):

@@ -396,3 +396,75 @@ def test_metadata_nlp4keras_cannot_use(tmp_path):
         reader.read("model.layers.0.self_attn.q_proj.weight")  # the tensors still read
         with fails("rope scaling 'yarn' is not supported yet", path):
             reader.hf_config()
+
+
+def _header(tensor_count, pairs):
+    """A GGUF v3 header: the counts, then (key, value type, value bytes) pairs."""
+
+    def string(text):
+        return len(text).to_bytes(8, "little") + text
+
+    body = b"".join(string(key) + kind.to_bytes(4, "little") + value for key, kind, value in pairs)
+    counts = tensor_count.to_bytes(8, "little") + len(pairs).to_bytes(8, "little")
+    return b"GGUF" + (3).to_bytes(4, "little") + counts + body + bytes(64)
+
+
+HUGE = (2**40).to_bytes(8, "little")
+ARCHITECTURE = (b"general.architecture", 8, (5).to_bytes(8, "little") + b"llama")
+HOSTILE_HEADERS = {
+    # the gguf package alone never returns on this one (it builds a list of 2**40 indices)
+    "numbers": (0, [ARCHITECTURE, (b"x", 9, (4).to_bytes(4, "little") + HUGE)], "array 'x'"),
+    "strings": (0, [ARCHITECTURE, (b"t", 9, (8).to_bytes(4, "little") + HUGE)], "array 't'"),
+    "long string": (0, [(b"general.architecture", 8, HUGE)], "'general.architecture'"),
+    "tensor count": (2**40, [ARCHITECTURE], "the tensor count"),
+    "value type": (0, [(b"y", 77, b"")], "unknown value type 77"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_HEADERS))
+def test_hostile_counts_fail_at_once_naming_the_field(case, tmp_path):
+    """Checked in a subprocess with a deadline: a parser that trusts the count hangs."""
+    tensors, pairs, field = HOSTILE_HEADERS[case]
+    path = tmp_path / "hostile.gguf"
+    path.write_bytes(_header(tensors, pairs))
+    code = (
+        "import sys\n"
+        "from nlp4keras.checkpoints.gguf_reader import GGUFCheckpointReader\n"
+        "from nlp4keras.checkpoints.errors import CheckpointError\n"
+        "try:\n    GGUFCheckpointReader(sys.argv[1])\n"
+        "except CheckpointError as error:\n    print(error)\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"corrupt or truncated GGUF file .*hostile\.gguf", run.stdout), run.stdout
+    assert field in run.stdout, run.stdout
+
+
+def test_a_folder_with_one_gguf_file_loads_like_the_file(tmp_path):
+    import keras
+
+    from nlp4keras.models import build_transformer_model
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    path = write_tiny_gguf(folder / "tiny.gguf")
+    with open_checkpoint(folder) as by_folder, open_checkpoint(path) as by_file:
+        assert by_folder.path == str(path)
+        assert by_folder.keys() == by_file.keys()
+    reference = build_transformer_model(checkpoint_path=path, model="llama")
+    for config_path in (None, folder):  # the HF habit: the folder twice
+        model = build_transformer_model(config_path, folder, model="llama")
+        for ours, theirs in zip(model.weights, reference.weights, strict=True):
+            np.testing.assert_array_equal(
+                keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs)
+            )
+    write_tiny_gguf(folder / "other.gguf", seed=1)
+    with fails(r"holds 2 GGUF files \(other.gguf, tiny.gguf\): pass the path", folder):
+        open_checkpoint(folder)

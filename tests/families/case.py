@@ -28,6 +28,18 @@ class FamilyCase:
     #: max |ours - reference| allowed in float32
     atol: float = 1e-5
 
+    def build(self, **kwargs):
+        """The case's model (a Transformer), its build_kwargs updated by kwargs."""
+        from nlp4keras.models import build_transformer_model
+
+        return build_transformer_model(
+            self.config_path,
+            self.checkpoint_path,
+            model=self.model,
+            return_keras_model=False,
+            **{**self.build_kwargs, **kwargs},
+        )
+
 
 def perturbed(rng, shape, scale=0.2, around=0.0):
     """Random float32 weights (biases around 0, norms around 1 via `around`)."""

@@ -19,13 +19,7 @@ HF_EXPORTABLE = sorted(name for name, case in CASES.items() if case.hf_model_typ
 
 
 def build(case, **kwargs):
-    return build_transformer_model(
-        case.config_path,
-        case.checkpoint_path,
-        model=case.model,
-        return_keras_model=False,
-        **{**case.build_kwargs, **kwargs},
-    )
+    return case.build(**kwargs)
 
 
 def logits(model, ids):

@@ -36,13 +36,7 @@ FAMILY_CASES = [
 
 
 def build(case, **kwargs):
-    return build_transformer_model(
-        case.config_path,
-        case.checkpoint_path,
-        model=case.model,
-        return_keras_model=False,
-        **{**case.build_kwargs, **kwargs},
-    )
+    return case.build(**kwargs)
 
 
 def outputs(model, inputs):

@@ -26,7 +26,12 @@ torch = pytest.importorskip("torch")
 
 SMOLLM2 = Path(__file__).resolve().parents[2] / ".assets" / "smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PROMPTS = ("The capital of France is", "def add(a, b):\n", "Once upon a time, a little")
+# (tests/test_generation.py runs more prompts through the cached path)
+PROMPTS = (
+    "The capital of France is",
+    # the chat format: <|im_end|> (id 2, also the config's pad id) is a real token
+    "<|im_start|>user\nName a color.<|im_end|>\n<|im_start|>assistant\n",
+)
 
 
 class Greedy(AutoRegressiveDecoder):

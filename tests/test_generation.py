@@ -1,0 +1,155 @@
+"""Cached generation (nlp4keras.generation.CachedGenerator) against uncached
+decoding: the same tokens as bert4keras' way (AutoRegressiveDecoder with the
+whole prefix recomputed at each step) for every decoder family, several
+prompts of different lengths in one batch; against transformers'
+`generate` on the real SmolLM2; sampling, end tokens and bad input.
+"""
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from families.decoder_cases import all_decoder_cases
+
+from nlp4keras.generation import CachedGenerator
+from nlp4keras.models import build_transformer_model
+from nlp4keras.snippets import AutoRegressiveDecoder
+
+_FOLDER = tempfile.TemporaryDirectory(prefix="nlp4keras-generation-")
+CASES = {case.name: case for case in all_decoder_cases(_FOLDER.name)}
+SMOLLM2 = Path(__file__).resolve().parents[1] / ".assets" / "smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def build(case, **kwargs):
+    return case.build(**kwargs)
+
+
+class Uncached(AutoRegressiveDecoder):
+    """bert4keras' greedy decoding: beam width 1, the prefix recomputed."""
+
+    def __init__(self, model, **kwargs):
+        super().__init__(start_id=None, **kwargs)
+        self.model = model
+
+    @AutoRegressiveDecoder.wraps(default_rtype="logits")
+    def predict(self, inputs, output_ids, states):
+        token_ids = np.concatenate([inputs[0], output_ids], 1)
+        return self.last_token(self.model).predict(token_ids)
+
+    def generate(self, prompt):
+        return [int(i) for i in self.beam_search([prompt], topk=1)]
+
+
+def prompts(vocab, lengths=(3, 8, 13), seed=0):
+    rng = np.random.default_rng(seed)
+    return [[int(i) for i in rng.integers(1, vocab, n)] for n in lengths]
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def decoder(request):
+    case = CASES[request.param]
+    return case, build(case)
+
+
+def test_cached_greedy_equals_uncached_for_a_batch_of_lengths(decoder):
+    case, transformer = decoder
+    batch = prompts(transformer.vocab_size)
+    got = CachedGenerator(transformer).generate(batch, max_new_tokens=10)
+    uncached = Uncached(transformer.model, end_id=None, maxlen=10)
+    assert got == [uncached.generate(prompt) for prompt in batch], case.name
+    # one prompt alone gives what it gives in the batch
+    assert CachedGenerator(transformer).generate(batch[1:2], max_new_tokens=10) == got[1:2]
+
+
+def test_a_masked_pad_id_is_masked_in_the_cache_too():
+    """pad_token_id passed as an argument masks that id's keys in the model;
+    the cached path folds it into its key mask: same tokens."""
+    transformer = build(CASES["gpt2"], pad_token_id=5)
+    batch = [[5, 9, 5, 14], [7, 5, 5, 5, 30, 2, 11]]
+    uncached = Uncached(transformer.model, end_id=None, maxlen=8)
+    expected = [uncached.generate(prompt) for prompt in batch]
+    assert CachedGenerator(transformer).generate(batch, max_new_tokens=8) == expected
+
+
+def test_each_row_stops_at_its_end_token(decoder):
+    _, transformer = decoder
+    batch = prompts(transformer.vocab_size, seed=1)
+    generator = CachedGenerator(transformer)
+    free = generator.generate(batch, max_new_tokens=8)
+    end_id = free[0][2]  # the first row's third token ends it there
+    stopped = generator.generate(batch, max_new_tokens=8, end_id=end_id)
+    for row, tokens in zip(free, stopped, strict=True):
+        expected = row[: row.index(end_id) + 1] if end_id in row else row
+        assert tokens == expected
+
+
+def test_sampling_is_reproducible_and_topk_one_is_greedy(decoder):
+    _, transformer = decoder
+    batch = prompts(transformer.vocab_size, seed=2)
+    generator = CachedGenerator(transformer)
+    first = generator.generate(batch, 12, sample=True, topp=0.9, temperature=1.5, seed=3)
+    assert generator.generate(batch, 12, sample=True, topp=0.9, temperature=1.5, seed=3) == first
+    others = [generator.generate(batch, 12, sample=True, seed=seed) for seed in (4, 5)]
+    assert first != others[0] or first != others[1]
+    greedy = generator.generate(batch, 12)
+    assert generator.generate(batch, 12, sample=True, topk=1, seed=6) == greedy
+
+
+def test_bad_input_is_named():
+    transformer = build(CASES["gpt2"])
+    generator = CachedGenerator(transformer)
+    vocab = transformer.vocab_size
+    cases = [
+        (lambda: generator.generate([], 3), TypeError, r"`prompts` must be a non-empty list"),
+        (lambda: generator.generate([[1, 2], []], 3), ValueError, r"`prompts\[1\]` must be"),
+        (lambda: generator.generate([[1, vocab]], 3), ValueError, r"outside the vocab of 61"),
+        (lambda: generator.generate([[1, 2]], 0), ValueError, r"`max_new_tokens` .* >= 1"),
+        (lambda: generator.generate([[1] * 30], 20), ValueError, r"needs 50 positions; .* 40"),
+        (lambda: generator.generate([[1]], 2, sample=True, topp=2), ValueError, r"`topp`"),
+    ]
+    for call, error, pattern in cases:
+        with pytest.raises(error, match=pattern):
+            call()
+    encoder = build_transformer_model(
+        vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=8, hidden_act="gelu", return_keras_model=False,
+    )  # fmt: skip
+    with pytest.raises(TypeError, match=r"a decoder-only Transformer"):
+        CachedGenerator(encoder)
+
+
+def test_smollm2_batch_equals_transformers_generate():
+    """Three prompts of different lengths in one cached batch, 24 new tokens:
+    each equal to transformers' greedy `generate` on the same GGUF."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from nlp4keras.tokenizers import BpeTokenizer
+
+    path = SMOLLM2 / SMOLLM2_FILE
+    if not path.is_file():
+        pytest.fail(f"SmolLM2 GGUF missing at {path}: run `make assets` (make test does)")
+    reference = LlamaForCausalLM.from_pretrained(path.parent, gguf_file=path.name).eval()
+    tokenizer = BpeTokenizer(path)
+    texts = [
+        "The capital of France is",
+        "def add(a, b):\n",
+        # the chat format: <|im_end|> (id 2, the config's pad id) is a real token here
+        "<|im_start|>user\nName a color.<|im_end|>\n<|im_start|>assistant\n",
+    ]
+    batch = [tokenizer.encode(text)[0] for text in texts]
+    transformer = build_transformer_model(
+        checkpoint_path=path, model="llama", return_keras_model=False
+    )
+    # the file's pad_token_id (2, the end token) masks nothing, as in transformers
+    assert transformer.hf_config()["model_type"] == "llama" and transformer.pad_token_id is None
+    got = CachedGenerator(transformer).generate(batch, max_new_tokens=24, end_id=2)
+    for prompt, tokens in zip(batch, got, strict=True):
+        with torch.no_grad():
+            output = reference.generate(
+                torch.tensor([prompt]), max_new_tokens=24, do_sample=False, pad_token_id=2
+            )
+        assert tokens == [int(i) for i in output[0, len(prompt) :]], tokenizer.decode(tokens)
+    assert tokenizer.decode(got[0]).startswith(" Paris")
