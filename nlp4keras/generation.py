@@ -41,7 +41,6 @@ class CachedGenerator:
             )  # fmt: skip
         self.transformer = transformer
         self.model = transformer.build_cache_model()
-        self.heads = transformer.num_key_value_heads or transformer.num_attention_heads
         self.max_position = transformer.max_position
         self._run = _runner(self.model)
         self._probabilities = transformer.final_activation == "softmax"
@@ -72,16 +71,16 @@ class CachedGenerator:
             topp = validation.real(topp, "topp", who, minimum=0, maximum=1)
         temperature = validation.real(temperature, "temperature", who, above=0)
         uniform = _uniform_source(seed, who) if sample else None
-        longest = max(len(p) for p in prompts) + max_new_tokens
+        lengths = np.array([len(p) for p in prompts])
+        longest = int(lengths.max()) + max_new_tokens
         if self.max_position is not None and longest > self.max_position:
             raise ValueError(
                 f"{who}: a prompt of {longest - max_new_tokens} tokens plus {max_new_tokens} new "
                 f"ones needs {longest} positions; the model has {self.max_position}"
             )
 
-        rows, prompt_length = len(prompts), bucket(max(len(p) for p in prompts), MIN_LENGTH_BUCKET)
+        rows, prompt_length = len(prompts), bucket(int(lengths.max()), MIN_LENGTH_BUCKET)
         length = bucket(prompt_length + max_new_tokens, MIN_LENGTH_BUCKET)
-        lengths = np.array([len(p) for p in prompts])
         token_ids = np.zeros((rows, prompt_length), "int32")
         key_mask = np.zeros((rows, length), "int32")
         for row, prompt in enumerate(prompts):
@@ -114,10 +113,11 @@ class CachedGenerator:
     # ------------------------------------------------------------------ internals
 
     def _empty_caches(self, rows, length):
-        t = self.transformer
-        sizes = [t.attention_key_size, t.attention_head_size] * (len(self.model.inputs) // 2 - 2)
-        dtype = keras.backend.standardize_dtype(self.model.inputs[4].dtype)
-        return [keras.ops.zeros((rows, length, self.heads, size), dtype) for size in sizes]
+        """Zeros for every cache input of the decoding graph (those after the first 4)."""
+        return [
+            keras.ops.zeros((rows, length) + tuple(cache.shape[2:]), cache.dtype)
+            for cache in self.model.inputs[4:]
+        ]
 
     def _step(self, token_ids, positions, slots, key_mask, caches):
         arrays = [keras.ops.convert_to_tensor(a) for a in (token_ids, positions, slots, key_mask)]

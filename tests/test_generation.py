@@ -22,10 +22,6 @@ SMOLLM2 = Path(__file__).resolve().parents[1] / ".assets" / "smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def build(case, **kwargs):
-    return case.build(**kwargs)
-
-
 class Uncached(AutoRegressiveDecoder):
     """bert4keras' greedy decoding: beam width 1, the prefix recomputed."""
 
@@ -50,7 +46,7 @@ def prompts(vocab, lengths=(3, 8, 13), seed=0):
 @pytest.fixture(scope="module", params=sorted(CASES))
 def decoder(request):
     case = CASES[request.param]
-    return case, build(case)
+    return case, case.build()
 
 
 def test_cached_greedy_equals_uncached_for_a_batch_of_lengths(decoder):
@@ -66,7 +62,7 @@ def test_cached_greedy_equals_uncached_for_a_batch_of_lengths(decoder):
 def test_a_masked_pad_id_is_masked_in_the_cache_too():
     """pad_token_id passed as an argument masks that id's keys in the model;
     the cached path folds it into its key mask: same tokens."""
-    transformer = build(CASES["gpt2"], pad_token_id=5)
+    transformer = CASES["gpt2"].build(pad_token_id=5)
     batch = [[5, 9, 5, 14], [7, 5, 5, 5, 30, 2, 11]]
     uncached = Uncached(transformer.model, end_id=None, maxlen=8)
     expected = [uncached.generate(prompt) for prompt in batch]
@@ -98,7 +94,7 @@ def test_sampling_is_reproducible_and_topk_one_is_greedy(decoder):
 
 
 def test_bad_input_is_named():
-    transformer = build(CASES["gpt2"])
+    transformer = CASES["gpt2"].build()
     generator = CachedGenerator(transformer)
     vocab = transformer.vocab_size
     cases = [

@@ -28,17 +28,26 @@ class FamilyCase:
     #: max |ours - reference| allowed in float32
     atol: float = 1e-5
 
-    def build(self, **kwargs):
-        """The case's model (a Transformer), its build_kwargs updated by kwargs."""
+    def build(self, checkpoint_path=None, config_path=None, **kwargs):
+        """The case's model (a Transformer), its build_kwargs updated by kwargs;
+        from another checkpoint (and config) when given, e.g. an exported one."""
         from nlp4keras.models import build_transformer_model
 
         return build_transformer_model(
-            self.config_path,
-            self.checkpoint_path,
+            config_path or self.config_path,
+            checkpoint_path or self.checkpoint_path,
             model=self.model,
             return_keras_model=False,
             **{**self.build_kwargs, **kwargs},
         )
+
+
+def assert_same_weights(first, second):
+    """Two Transformers hold bit-identical weights, in the same order."""
+    import keras
+
+    for a, b in zip(first.model.weights, second.model.weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
 
 
 def perturbed(rng, shape, scale=0.2, around=0.0):

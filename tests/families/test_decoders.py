@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from families.case import assert_same_weights
 from families.decoder_cases import _hf_model, all_decoder_cases, hf_logits
 from nlp4keras.models import build_transformer_model
 
@@ -18,23 +19,14 @@ CASES = {case.name: case for case in all_decoder_cases(_FOLDER.name)}
 HF_EXPORTABLE = sorted(name for name, case in CASES.items() if case.hf_model_type)
 
 
-def build(case, **kwargs):
-    return case.build(**kwargs)
-
-
 def logits(model, ids):
     return np.asarray(model.predict_on_batch(ids))
-
-
-def weights_equal(a, b):
-    for x, y in zip(a.model.weights, b.model.weights, strict=True):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(x), keras.ops.convert_to_numpy(y))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_logits_equal_the_reference(name):
     case = CASES[name]
-    transformer = build(case)
+    transformer = case.build()
     got = logits(transformer.model, case.inputs[0])
     assert got.shape == case.expected[0].shape
     assert float(np.max(np.abs(got - case.expected[0]))) <= case.atol, name
@@ -45,33 +37,27 @@ def test_logits_equal_the_reference(name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_google_checkpoint_round_trip_is_bit_exact(name, tmp_path):
     case = CASES[name]
-    first = build(case)
+    first = case.build()
     prefix = str(tmp_path / "model.ckpt")
     first.save_weights_as_checkpoint(prefix)
-    second = build_transformer_model(
-        case.config_path, prefix, model=case.model, return_keras_model=False, **case.build_kwargs
-    )
-    weights_equal(first, second)
+    assert_same_weights(first, case.build(checkpoint_path=prefix))
 
 
 @pytest.mark.parametrize("name", HF_EXPORTABLE)
 def test_hf_export_loads_in_transformers_and_back(name, tmp_path):
     case = CASES[name]
-    first = build(case)
+    first = case.build()
     first.save_weights_as_hf(tmp_path)
     reference = type(_hf_model(name)).from_pretrained(tmp_path, attn_implementation="eager")
     exported = hf_logits(reference.eval(), case.inputs[0])
     assert float(np.max(np.abs(exported - case.expected[0]))) <= case.atol
-    again = build_transformer_model(
-        tmp_path, tmp_path, model=case.model, return_keras_model=False, **case.build_kwargs
-    )
-    weights_equal(first, again)
+    assert_same_weights(first, case.build(checkpoint_path=tmp_path, config_path=tmp_path))
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2", "gpt2_ml"])
 def test_keras_save_and_load(name, tmp_path):
     case = CASES[name]
-    model = build(case).model
+    model = case.build().model
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     ids = case.inputs[0]
@@ -81,7 +67,7 @@ def test_keras_save_and_load(name, tmp_path):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_token_changes_nothing_before_it(name):
     case = CASES[name]
-    model = build(case).model
+    model = case.build().model
     ids = case.inputs[0][:1].copy()
     at = ids.shape[1] // 2
     before = logits(model, ids)
@@ -128,10 +114,10 @@ def test_decoders_refuse_unilm_and_gpt2_ml_has_no_hf_export(tmp_path):
     with pytest.raises(ValueError, match="causal language model"):
         build_transformer_model(CASES["gpt2"].config_path, model="gpt2", application="unilm")
     with pytest.raises(NotImplementedError, match="HF transformers has no model"):
-        build(CASES["gpt2_ml"]).save_weights_as_hf(tmp_path)
+        CASES["gpt2_ml"].build().save_weights_as_hf(tmp_path)
 
 
 def test_application_lm_on_a_decoder_is_the_family_itself():
     case = CASES["llama"]
-    lm = build(case, application="lm")
+    lm = case.build(application="lm")
     np.testing.assert_allclose(logits(lm.model, case.inputs[0]), case.expected[0], atol=1e-5)

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from families.case import assert_same_weights
 from families.hf_cases import CASES as HF_CASES
 from families.hf_cases import CHECKPOINTS, hf_class, hf_outputs
 from families.hf_cases import all_cases as hf_all_cases
@@ -35,10 +36,6 @@ FAMILY_CASES = [
 ]
 
 
-def build(case, **kwargs):
-    return case.build(**kwargs)
-
-
 def outputs(model, inputs):
     result = model.predict_on_batch(inputs)
     return [np.asarray(r) for r in (result if isinstance(result, (list, tuple)) else [result])]
@@ -51,7 +48,7 @@ def max_diff(a, b):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_outputs_equal_the_reference(name):
     case = CASES[name]
-    transformer = build(case)
+    transformer = case.build()
     got = outputs(transformer.model, case.inputs)
     assert [g.shape for g in got] == [e.shape for e in case.expected]
     assert max_diff(got, case.expected) <= case.atol, name
@@ -61,14 +58,11 @@ def test_outputs_equal_the_reference(name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_google_checkpoint_round_trip_is_bit_exact(name, tmp_path):
     case = CASES[name]
-    first = build(case)
+    first = case.build()
     prefix = str(tmp_path / "model.ckpt")
     first.save_weights_as_checkpoint(prefix)
-    second = build_transformer_model(
-        case.config_path, prefix, model=case.model, return_keras_model=False, **case.build_kwargs
-    )
-    for a, b in zip(first.model.weights, second.model.weights, strict=True):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    second = case.build(checkpoint_path=prefix)
+    assert_same_weights(first, second)
     assert max_diff(outputs(second.model, case.inputs), outputs(first.model, case.inputs)) == 0
 
 
@@ -78,7 +72,7 @@ HF_EXPORTABLE = sorted(n for n, c in CASES.items() if c.hf_model_type and "unsha
 @pytest.mark.parametrize("name", HF_EXPORTABLE)
 def test_hf_export_loads_in_transformers_and_back(name, tmp_path):
     case = CASES[name]
-    first = build(case)
+    first = case.build()
     first.save_weights_as_hf(tmp_path)
     source, _, _, wanted = HF_CASES[name]
     hf_model = (
@@ -90,17 +84,13 @@ def test_hf_export_loads_in_transformers_and_back(name, tmp_path):
         max_diff(hf_outputs(hf_model, case.hf_model_type, case.inputs, wanted), case.expected)
         <= case.atol
     )
-    again = build_transformer_model(
-        tmp_path, tmp_path, model=case.model, return_keras_model=False, **case.build_kwargs
-    )
-    for a, b in zip(first.model.weights, again.model.weights, strict=True):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    assert_same_weights(first, case.build(checkpoint_path=tmp_path, config_path=tmp_path))
 
 
 @pytest.mark.parametrize("name", FAMILY_CASES)
 def test_keras_save_and_load(name, tmp_path):
     case = CASES[name]
-    model = build(case).model
+    model = case.build().model
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert max_diff(outputs(loaded, case.inputs), outputs(model, case.inputs)) <= 1e-6
@@ -141,8 +131,8 @@ def _gradients(model, inputs):
 @pytest.mark.parametrize("name", FAMILY_CASES)
 def test_recompute_gives_the_same_gradients(name):
     case = CASES[name]
-    plain = build(case, recompute=False).model
-    recomputed = build(case, recompute=True).model
+    plain = case.build(recompute=False).model
+    recomputed = case.build(recompute=True).model
     assert max_diff(outputs(recomputed, case.inputs), outputs(plain, case.inputs)) <= 1e-5
     a, b = _gradients(plain, case.inputs), _gradients(recomputed, case.inputs)
     assert len(a) == len(b)
@@ -183,7 +173,7 @@ def test_layerwise_multipliers_find_every_familys_blocks():
     from nlp4keras.optimizers import layerwise_lr_multipliers
 
     for name in FAMILY_CASES:
-        transformer = build(CASES[name])
+        transformer = CASES[name].build()
         schedule = layerwise_lr_multipliers(transformer, decay=0.5)
         blocks = transformer.block_layer_names()
         assert blocks and all(blocks)
@@ -202,7 +192,7 @@ def test_mixed_precision_close_to_float32(name, policy):
 
     case = CASES[name]
     with mixed_precision(policy):
-        model = build(case).model
+        model = case.build().model
     unit = {"mixed_bfloat16": 2.0**-8, "mixed_float16": 2.0**-11}[policy]
     for got, expected in zip(outputs(model, case.inputs), case.expected, strict=True):
         got = np.asarray(got, dtype="float64")
