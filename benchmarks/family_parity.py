@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 from families.decoder_cases import all_decoder_cases  # noqa: E402
 from families.hf_cases import all_cases  # noqa: E402
 from families.numpy_cases import gau_alpha_cases, nezha_cases, roformer_v2_cases  # noqa: E402
+from families.t5_cases import t5_cases  # noqa: E402
 
 from nlp4keras.models import build_transformer_model  # noqa: E402
 
@@ -41,9 +42,24 @@ def main():
             )
             got = model.predict_on_batch(case.inputs)
             got = got if isinstance(got, (list, tuple)) else [got]
-            diff = max(float(np.max(np.abs(np.asarray(g) - e))) for g, e in zip(got, case.expected))
             reference = "HF transformers" if case.hf_model_type else "numpy forward"
-            print(f"| {case.name} | {reference} | {diff:.1e} | {case.atol:.0e} |")
+            _row(case.name, reference, zip(got, case.expected), case.atol)
+        for case in t5_cases(folder + "/t5").values():
+            t5 = case.build()
+            encoder = t5.encoder.predict_on_batch(case.encoder_ids)
+            logits = t5.model.predict_on_batch([case.encoder_ids, case.decoder_ids])
+            _row(
+                f"{case.name}-encoder",
+                "HF transformers",
+                [(encoder, case.encoder_outputs)],
+                case.atol,
+            )
+            _row(f"{case.name}-logits", "HF transformers", [(logits, case.logits)], case.atol)
+
+
+def _row(name, reference, pairs, atol):
+    diff = max(float(np.max(np.abs(np.asarray(got) - expected))) for got, expected in pairs)
+    print(f"| {name} | {reference} | {diff:.1e} | {atol:.0e} |")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,18 @@ JAX and torch) against transformers' `generate`.
 
 Usage (from the repo root, after `make assets`):
 
-    python benchmarks/generate.py [--rounds 2] [--new-tokens 64] [--models smollm2,gpt2]
+    python benchmarks/generate.py [--rounds 2] [--new-tokens 64] [--models smollm2,gpt2,unilm]
         [--batch 1,8]
 
 Models: the real SmolLM2-135M-Instruct GGUF (Llama, 30 layers, hidden 576;
 both sides load the same file, dequantised to float32) and a random
 GPT-2-small-shaped model (12 layers, hidden 768, vocab 50257), saved once with
 `save_pretrained` under benchmarks/out/generate_gpt2/ and loaded on both sides.
-Batch 1 and 8 (the same 32-token prompt of random ids, fixed seed, in every
+And a UniLM seq2seq case: a random BERT-base-shaped model (12 layers, 768,
+the Chinese vocab size 21128) with application='unilm', the prompt as the
+source (segment 0) and the new tokens segment 1; transformers has no UniLM,
+so it is compared with the uncached decoding of bert4keras' seq2seq examples
+(`vs uncached`). Batch 1 and 8 (the same 32-token prompt of random ids, fixed seed, in every
 row), 64 new tokens, no end token (every run generates all of them), float32.
 
 - hf: `generate(do_sample=False, min_new_tokens=n, max_new_tokens=n)`, SDPA
@@ -49,6 +53,10 @@ SMOLLM2 = os.path.join(ROOT, ".assets", "smollm2", "SmolLM2-135M-Instruct.Q4_1.g
 GPT2_FOLDER = os.path.join(ROOT, "benchmarks", "out", "generate_gpt2")
 IMPLS = ["hf", "jax-cached", "torch-cached", "jax", "torch"]
 PROMPT_LENGTH = 32
+UNILM_CONFIG = dict(
+    vocab_size=21128, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+    intermediate_size=3072, hidden_act="gelu", max_position_embeddings=512, initializer_range=0.3,
+)  # fmt: skip
 
 
 def prompt_ids(vocab):
@@ -102,10 +110,19 @@ def nlp4keras_generator(model_name, new_tokens, cached):
     from nlp4keras.models import build_transformer_model
     from nlp4keras.snippets import AutoRegressiveDecoder
 
+    new_segment = 0
     if model_name == "smollm2":
         transformer = build_transformer_model(
             checkpoint_path=SMOLLM2, model="llama", return_keras_model=False
         )
+    elif model_name == "unilm":
+        import keras
+
+        keras.utils.set_random_seed(0)
+        transformer = build_transformer_model(
+            **UNILM_CONFIG, application="unilm", return_keras_model=False
+        )
+        new_segment = 1
     else:
         transformer = build_transformer_model(
             GPT2_FOLDER, GPT2_FOLDER, model="gpt2", return_keras_model=False
@@ -122,12 +139,19 @@ def nlp4keras_generator(model_name, new_tokens, cached):
     class Greedy(AutoRegressiveDecoder):
         @AutoRegressiveDecoder.wraps(default_rtype="probas")
         def predict(self, inputs, output_ids, states):
-            return self.last_token(model).predict(np.concatenate([inputs[0], output_ids], 1))
+            token_ids = np.concatenate([inputs[0], output_ids], 1)
+            if len(inputs) == 1:
+                return self.last_token(model).predict(token_ids)
+            new_segments = np.full_like(output_ids, new_segment)  # bert4keras' seq2seq predict
+            segment_ids = np.concatenate([inputs[1], new_segments], 1)
+            return self.last_token(model).predict([token_ids, segment_ids])
 
     decoder = Greedy(start_id=None, end_id=None, maxlen=new_tokens)
+    segments = model_name == "unilm"
 
     def generate(prompt, batch):
-        return [int(i) for i in decoder.beam_search([prompt], topk=1)]
+        inputs = [prompt, [0] * len(prompt)] if segments else [prompt]
+        return [int(i) for i in decoder.beam_search(inputs, topk=1)]
 
     return generate, transformer.vocab_size
 
@@ -168,8 +192,10 @@ def driver(args):
         make_gpt2()
     results = {}
     for batch in [int(b) for b in args.batches.split(",")]:
-        impls = IMPLS if batch == 1 else [i for i in IMPLS if i == "hf" or i.endswith("cached")]
         for model in models:
+            # uncached decoding takes one input (bert4keras' API); no HF UniLM
+            impls = [i for i in IMPLS if (batch == 1 or "-" in i or i == "hf")]
+            impls = [i for i in impls if not (model == "unilm" and i == "hf")]
             for index in range(args.rounds):
                 for impl in order_for_round(impls, index):
                     args.batch = batch
@@ -178,21 +204,30 @@ def driver(args):
                     results.setdefault(key, {}).setdefault(impl, []).append(sample)
                     print(f"{key} {impl} round {index}: {sample['seconds']:.2f} s", flush=True)
     rows = [
-        "| model | impl | tokens/s (median) | vs hf | first run s (compile) | same tokens as hf |",
-        "|---|---|---|---|---|---|",
+        "| model | impl | tokens/s (median) | vs hf | vs uncached b1, same backend "
+        "| first run s (compile) | same tokens as reference |",
+        "|---|---|---|---|---|---|---|",
     ]
+
+    def rate(samples, batch):
+        return batch * args.new_tokens / statistics.median(s["seconds"] for s in samples)
+
     for key, by_impl in results.items():
-        batch = int(key.rsplit("b", 1)[1])
-
-        def rate(samples, batch=batch):
-            return batch * args.new_tokens / statistics.median(s["seconds"] for s in samples)
-
-        hf_rate, hf_tokens = rate(by_impl["hf"]), by_impl["hf"][0]["tokens"]
+        model, batch = key.split(" b")[0], int(key.rsplit("b", 1)[1])
+        uncached = results.get(f"{model} b1", {})
+        reference = by_impl.get("hf") or uncached.get("jax")  # hf, else bert4keras' way
         for impl, samples in by_impl.items():
+            ours = rate(samples, batch)
+            versus = {"hf": "hf" in by_impl and ours / rate(by_impl["hf"], batch)}
+            backend = impl.split("-")[0]
+            versus["uncached"] = backend in uncached and ours / rate(uncached[backend], 1)
+            shown = {k: f"{v:.2f}x" if v else "-" for k, v in versus.items()}
             first = statistics.median(s["first_s"] for s in samples)
-            same = all(s["tokens"] == hf_tokens for s in samples)
+            same = reference is not None and all(
+                s["tokens"] == reference[0]["tokens"] for s in samples
+            )
             rows.append(
-                f"| {key} | {impl} | {rate(samples):.1f} | {rate(samples) / hf_rate:.2f}x "
+                f"| {key} | {impl} | {ours:.1f} | {shown['hf']} | {shown['uncached']} "
                 f"| {first:.1f} | {same} |"
             )
     table = "\n".join(rows)
@@ -207,7 +242,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--models", default="smollm2,gpt2")
+    parser.add_argument("--models", default="smollm2,gpt2,unilm")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

@@ -1,13 +1,16 @@
 """Cached generation (nlp4keras.generation.CachedGenerator) against uncached
 decoding: the same tokens as bert4keras' way (AutoRegressiveDecoder with the
-whole prefix recomputed at each step) for every decoder family, several
-prompts of different lengths in one batch; against transformers'
-`generate` on the real SmolLM2; sampling, end tokens and bad input.
+whole prefix recomputed at each step, greedy and beam search) for every
+decoder family, several prompts of different lengths in one batch; against
+transformers' `generate` (repetition penalty, min_new_tokens, stop tokens)
+and on the real SmolLM2; JAX's compiled loop against the step loop;
+streaming, sampling, end tokens and bad input.
 """
 
 import tempfile
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from families.decoder_cases import all_decoder_cases
@@ -34,8 +37,8 @@ class Uncached(AutoRegressiveDecoder):
         token_ids = np.concatenate([inputs[0], output_ids], 1)
         return self.last_token(self.model).predict(token_ids)
 
-    def generate(self, prompt):
-        return [int(i) for i in self.beam_search([prompt], topk=1)]
+    def generate(self, prompt, topk=1):
+        return [int(i) for i in self.beam_search([prompt], topk=topk)]
 
 
 def prompts(vocab, lengths=(3, 8, 13), seed=0):
@@ -57,6 +60,85 @@ def test_cached_greedy_equals_uncached_for_a_batch_of_lengths(decoder):
     assert got == [uncached.generate(prompt) for prompt in batch], case.name
     # one prompt alone gives what it gives in the batch
     assert CachedGenerator(transformer).generate(batch[1:2], max_new_tokens=10) == got[1:2]
+
+
+def test_cached_beam_search_equals_uncached(decoder):
+    """bert4keras' beam search, the caches reordered by parent beam at every
+    step, finished beams dropped: the same best output as recomputing."""
+    case, transformer = decoder
+    generator = CachedGenerator(transformer)
+    for prompt in prompts(transformer.vocab_size, seed=7):
+        free = generator.generate([prompt], max_new_tokens=8)[0]
+        end_id = free[3]  # a token the search is likely to end on
+        uncached = Uncached(transformer.model, end_id=end_id, maxlen=8)
+        for topk in (1, 3):
+            got = generator.beam_search(prompt, topk=topk, max_new_tokens=8, end_id=end_id)
+            assert got == uncached.generate(prompt, topk=topk), (case.name, topk)
+
+
+def _reference(case):
+    import transformers
+
+    return transformers.AutoModelForCausalLM.from_pretrained(case.checkpoint_path).eval()
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_rules_equal_transformers_generate(name):
+    """repetition_penalty, min_new_tokens and a list of stop tokens give
+    transformers' greedy tokens, on the step loop and (JAX) the compiled loop."""
+    import torch
+
+    case = CASES[name]
+    transformer, reference = case.build(), _reference(case)
+    generator = CachedGenerator(transformer)
+    compiled = [False, True] if generator._compiled is not None else [False]
+    for prompt in prompts(transformer.vocab_size, lengths=(4, 9), seed=8):
+        rules = dict(repetition_penalty=1.8, min_new_tokens=3)
+        free = generator.generate([prompt], 12, **rules)[0]
+        stops = [free[1], free[6]]  # the first stops the row only after min_new_tokens
+        with torch.no_grad():
+            output = reference.generate(
+                torch.tensor([prompt]), max_new_tokens=12, do_sample=False,
+                eos_token_id=stops, pad_token_id=stops[0], **rules,
+            )  # fmt: skip
+        expected = [int(i) for i in output[0, len(prompt) :]]
+        assert expected[-1] in stops or len(expected) == 12
+        for flag in compiled:
+            got = generator.generate([prompt], 12, end_id=stops, compiled=flag, **rules)
+            assert got == [expected], (name, flag)
+
+
+def test_compiled_loop_equals_step_loop(decoder):
+    """Greedy decoding as one compiled JAX loop gives the step loop's tokens
+    (rows of different lengths, rows ending early); on the other backends
+    compiled=True is refused with the reason."""
+    case, transformer = decoder
+    generator = CachedGenerator(transformer)
+    batch = prompts(transformer.vocab_size, seed=9)
+    free = generator.generate(batch, 10, compiled=False)
+    end_id = free[0][2]
+    if keras.backend.backend() != "jax":
+        with pytest.raises(ValueError, match=r"compiled=True runs greedy decoding on JAX only"):
+            generator.generate(batch, 10, compiled=True)
+        return
+    for kwargs in ({}, dict(end_id=end_id), dict(end_id=[end_id, 1], repetition_penalty=1.3)):
+        step_loop = generator.generate(batch, 10, compiled=False, **kwargs)
+        assert generator.generate(batch, 10, compiled=True, **kwargs) == step_loop, case.name
+
+
+def test_stream_yields_each_step(decoder):
+    """stream() yields every row's token per step, None once a row stopped;
+    collected, it is what generate() returns."""
+    _, transformer = decoder
+    generator = CachedGenerator(transformer)
+    batch = prompts(transformer.vocab_size, seed=10)
+    end_id = generator.generate(batch, 9)[1][1]  # the second row stops at its second token
+    expected = generator.generate(batch, 9, end_id=end_id)
+    steps = list(generator.stream(batch, 9, end_id=end_id))
+    assert len(steps) == max(len(row) for row in expected)
+    for row, tokens in enumerate(expected):
+        column = [step[row] for step in steps]
+        assert column == tokens + [None] * (len(steps) - len(tokens))
 
 
 def test_a_masked_pad_id_is_masked_in_the_cache_too():
@@ -104,6 +186,12 @@ def test_bad_input_is_named():
         (lambda: generator.generate([[1, 2]], 0), ValueError, r"`max_new_tokens` .* >= 1"),
         (lambda: generator.generate([[1] * 30], 20), ValueError, r"needs 50 positions; .* 40"),
         (lambda: generator.generate([[1]], 2, sample=True, topp=2), ValueError, r"`topp`"),
+        (lambda: generator.generate([[1]], 2, end_id=[1, vocab]), ValueError, r"`end_id`"),
+        (lambda: generator.generate([[1]], 2, repetition_penalty=0), ValueError, r"penalty"),
+        (lambda: generator.generate([[1]], 2, min_new_tokens=-1), ValueError, r"min_new"),
+        (lambda: generator.generate([[1]], 2, compiled="yes"), TypeError, r"`compiled`"),
+        (lambda: generator.stream([[1]], 0), ValueError, r"`max_new_tokens`"),
+        (lambda: generator.beam_search([1], topk=0, max_new_tokens=2), ValueError, r"`topk`"),
     ]
     for call, error, pattern in cases:
         with pytest.raises(error, match=pattern):
@@ -112,7 +200,7 @@ def test_bad_input_is_named():
         vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=8, hidden_act="gelu", return_keras_model=False,
     )  # fmt: skip
-    with pytest.raises(TypeError, match=r"a decoder-only Transformer"):
+    with pytest.raises(TypeError, match=r"must be a language model built with"):
         CachedGenerator(encoder)
 
 

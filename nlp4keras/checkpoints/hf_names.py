@@ -6,7 +6,7 @@ templates such as `encoder.layer.{i}.attention.self.query.weight` with
 Google ones such as `bert/encoder/layer_{i}/attention/self/query/kernel`;
 `HFNamingView` wraps any
 reader so the loader sees Google names, with HF Linear weights ([out, in])
-transposed into Google kernels ([in, out]).
+transposed into Google kernels ([in, out]) (and any name the rules say).
 """
 
 import re
@@ -16,14 +16,21 @@ from nlp4keras.checkpoints.base import CheckpointReader
 _FIELD = re.compile(r"\{(\w+)(?::([\w|]+))?\}")
 
 
+_PADDED = re.compile(r"0[0-9]+d")  # a zero-padded number: '{i:03d}' (block_000)
+
+
+def _is_number(choices):
+    return choices == "int" or bool(choices and _PADDED.fullmatch(choices))
+
+
 def _template_regex(template):
     """'a.{i:int}.{m:query|key}' -> a regex with a named group per field; a
-    field matches one name component, a number (int) or one of the listed
-    alternatives."""
+    field matches one name component, a number (int, or zero-padded: 03d) or
+    one of the listed alternatives."""
     pattern, position = "", 0
     for match in _FIELD.finditer(template):
         name, choices = match.groups()
-        choices = {None: "[^./]+", "int": "[0-9]+"}.get(choices, choices)
+        choices = "[0-9]+" if _is_number(choices) else {None: "[^./]+"}.get(choices, choices)
         pattern += re.escape(template[position : match.start()])
         pattern += rf"(?P<{name}>{choices})"
         position = match.end()
@@ -31,8 +38,21 @@ def _template_regex(template):
 
 
 def _format_template(template):
-    """The template with field constraints dropped: '{m:query|key}' -> '{m}'."""
-    return _FIELD.sub(lambda m: "{" + m.group(1) + "}", template)
+    """The template with field constraints dropped ('{m:query|key}' -> '{m}'),
+    zero-padding kept ('{i:03d}')."""
+
+    def field(match):
+        name, choices = match.groups()
+        return (
+            "{%s:%s}" % (name, choices) if choices and _PADDED.fullmatch(choices) else "{%s}" % name
+        )
+
+    return _FIELD.sub(field, template)
+
+
+def _numbers(template):
+    """Names of the template's number fields."""
+    return {m.group(1) for m in _FIELD.finditer(template) if _is_number(m.group(2))}
 
 
 class _Rule:
@@ -40,14 +60,19 @@ class _Rule:
         self.hf, self.google = _format_template(hf), _format_template(google)
         self.hf_regex = _template_regex(hf)
         self.google_regex = _template_regex(google)
+        self.numbers = _numbers(hf) | _numbers(google)
+
+    def _fields(self, match):
+        fields = match.groupdict()
+        return {k: int(v) if k in self.numbers else v for k, v in fields.items()}
 
     def to_google(self, name):
         match = self.hf_regex.match(name)
-        return None if match is None else self.google.format(**match.groupdict())
+        return None if match is None else self.google.format(**self._fields(match))
 
     def to_hf(self, name):
         match = self.google_regex.match(name)
-        return None if match is None else self.hf.format(**match.groupdict())
+        return None if match is None else self.hf.format(**self._fields(match))
 
 
 class NamingRules:
@@ -58,13 +83,25 @@ class NamingRules:
     `{m:query|key}` to those values). ignored: HF templates of non-weights (buffers, tied copies).
     Earlier rules win, so list the canonical spelling of an alias first."""
 
-    def __init__(self, base, heads=(), ignored=(), base_prefixes=(), adapter=None):
+    def __init__(
+        self, base, heads=(), ignored=(), base_prefixes=(), adapter=None, hf_transposed=()
+    ):
         self.base = [_Rule(*rule) for rule in base]
         self.heads = [_Rule(*rule) for rule in heads]
         self.ignored = [_template_regex(template) for template in ignored]
         self.base_prefixes = tuple(base_prefixes)
         #: reshapes the file's tensors first (FusedProjections: GPT-2's Conv1D)
         self.adapter = adapter
+        #: (Google template, bool): whether its 2-D HF tensor is transposed,
+        #: where the default (only `.../kernel` names are) does not hold
+        self.hf_transposed = [(_template_regex(t), flag) for t, flag in hf_transposed]
+
+    def is_transposed(self, google):
+        """Whether the 2-D HF tensor of a Google name is its transpose."""
+        for pattern, flag in self.hf_transposed:
+            if pattern.match(google):
+                return flag
+        return google.endswith("/kernel")
 
     def _candidates(self, name):
         """(rules, name) pairs to try: heads on the raw name, base rules on
@@ -131,9 +168,8 @@ class HFNamingView(CheckpointReader):
             else:
                 self._to_source[google] = key
 
-    @staticmethod
-    def _is_kernel(name):
-        return name.endswith("/kernel")
+    def _is_kernel(self, name):
+        return self._naming.is_transposed(name)
 
     def keys(self):
         return list(self._to_source)

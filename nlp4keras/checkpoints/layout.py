@@ -4,10 +4,11 @@ weights in order, each with its Google/bert4keras TF name and its HF names.
 `variable_mapping()` (layer -> Google names), the HF -> Google translation
 (`NamingRules`) and the export to either format all read the same table.
 Templates may hold `{i}`, the block index. HF names are `.`-separated and
-PyTorch-shaped: a 2-D Google `.../kernel` is the transpose of its HF weight.
+PyTorch-shaped: a 2-D Google `.../kernel` is the transpose of its HF weight
+(other names say so with `hf_transposed`, e.g. mesh-TF T5's `.../SelfAttention/q`).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nlp4keras.checkpoints.hf_names import NamingRules
 
@@ -22,11 +23,25 @@ class Weight:
     vocab: bool = False
     #: stored transposed relative to the Keras weight (both formats)
     transposed: bool = False
+    #: the vocab axis when `vocab` (1: columns, T5's `decoder/logits/kernel`)
+    vocab_axis: int = 0
+    #: the HF tensor is the transpose of the Google one (None: for 2-D
+    #: `.../kernel` names only, the Linear weights)
+    hf_transposed: bool = None
+
+    @property
+    def hf_transpose(self):
+        """Whether a 2-D HF tensor is the transpose of the Google one."""
+        if self.hf_transposed is None:
+            return self.google.endswith("/kernel")
+        return self.hf_transposed
 
 
-def dense(google, hf=None, bias=True):
-    """Kernel and bias of a Dense-like projection."""
-    weights = [Weight(google + "/kernel", _aliases(hf, ".weight"))]
+def dense(google, hf=None, bias=True, vocab_axis=None):
+    """Kernel and bias of a Dense-like projection (vocab_axis: the kernel's
+    axis of the vocab, for keep_tokens on an output projection)."""
+    vocab = {} if vocab_axis is None else {"vocab": True, "vocab_axis": vocab_axis}
+    weights = [Weight(google + "/kernel", _aliases(hf, ".weight"), **vocab)]
     if bias:
         weights.append(Weight(google + "/bias", _aliases(hf, ".bias")))
     return weights
@@ -42,9 +57,9 @@ def norm(google, hf=None, offset=True, scale=True):
     return weights
 
 
-def tensor(google, hf=None, vocab=False, transposed=False):
+def tensor(google, hf=None, vocab=False, transposed=False, hf_transposed=None):
     """One named tensor (an embedding table, a bias)."""
-    return [Weight(google, _aliases(hf, ""), vocab, transposed)]
+    return [Weight(google, _aliases(hf, ""), vocab, transposed, hf_transposed=hf_transposed)]
 
 
 def _aliases(hf, *suffixes):
@@ -78,7 +93,17 @@ class CheckpointLayout:
             ignored=self.ignored,
             base_prefixes=self.base_prefixes,
             adapter=adapter,
+            hf_transposed=self._hf_transposed(),
         )
+
+    def _hf_transposed(self):
+        """(Google template, transposed) for the weights that say (hf_transposed)."""
+        return [
+            (_int_fields(weight.google), weight.hf_transposed)
+            for weights in {**self.layers, **self.heads}.values()
+            for weight in weights
+            if weight.hf_transposed is not None
+        ]
 
     @staticmethod
     def _rules(table):
@@ -113,9 +138,6 @@ class CheckpointLayout:
 def _filled(weight, i):
     if i is None:
         return weight
-    return Weight(
-        weight.google.format(i=i),
-        tuple(h.format(i=i) for h in weight.hf),
-        weight.vocab,
-        weight.transposed,
+    return replace(
+        weight, google=weight.google.format(i=i), hf=tuple(h.format(i=i) for h in weight.hf)
     )

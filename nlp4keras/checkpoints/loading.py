@@ -97,10 +97,12 @@ def _may_become(declared, expected):
     """Whether a model's `load_variable` may turn a tensor of shape `declared`
     into a weight of shape `expected`: the same shape; the same number of
     elements in another layout (a transpose or reshape); or other rows of the
-    same width (keep_tokens and compound_tokens pick and add vocab rows)."""
+    same width (keep_tokens and compound_tokens pick and add vocab rows), or
+    other columns of the same height (the same on a vocab-column kernel)."""
     if declared == expected or math.prod(declared) == math.prod(expected):
         return True
-    return len(declared) == len(expected) >= 1 and declared[1:] == expected[1:]
+    same_rank = len(declared) == len(expected) >= 1
+    return same_rank and (declared[1:] == expected[1:] or declared[:-1] == expected[:-1])
 
 
 def _dtype_problem(dtype, variable):

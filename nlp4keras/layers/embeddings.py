@@ -32,7 +32,9 @@ class Embedding(Layer):
     `call(ids)` looks rows up; `call(hidden, mode='dense')` multiplies by the
     transposed matrix (the MLM / LM head of BERT-style models). Positions
     holding `pad_token_id` are masked (`mask_zero=True` means pad_token_id=0);
-    with neither, no mask is produced.
+    with neither, no mask is produced. With `unmask_first`, position 0 is
+    never masked (T5: the decoder starts with id 0, which is also the pad id;
+    bert4keras' Embedding never masked position 0).
     """
 
     def __init__(
@@ -42,10 +44,12 @@ class Embedding(Layer):
         embeddings_initializer="uniform",
         mask_zero=False,
         pad_token_id=None,
+        unmask_first=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         who = f"Embedding {self.name!r}"
+        self.unmask_first = check.boolean(unmask_first, "unmask_first", who)
         self.input_dim = check.integer(input_dim, "input_dim", who, minimum=1)
         self.output_dim = check.integer(output_dim, "output_dim", who, minimum=1)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
@@ -75,7 +79,11 @@ class Embedding(Layer):
             return mask
         if self.pad_token_id is None:
             return None
-        return ops.not_equal(inputs, self.pad_token_id)
+        mask = ops.not_equal(inputs, self.pad_token_id)
+        if self.unmask_first:
+            first = ops.ones_like(mask[:, :1])
+            mask = ops.concatenate([first, mask[:, 1:]], axis=1)
+        return mask
 
     def get_config(self):
         config = super().get_config()
@@ -84,6 +92,7 @@ class Embedding(Layer):
             output_dim=self.output_dim,
             embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
             pad_token_id=self.pad_token_id,
+            unmask_first=self.unmask_first,
         )
         return config
 

@@ -4,14 +4,18 @@ A layer's cache is [key_cache, value_cache, slots, key_mask]:
 - key_cache [batch, length, kv_heads, key_size], value_cache [batch, length,
   kv_heads, head_size]: the keys and values of the tokens seen so far, one
   slot per token (slots of padding hold whatever was written, masked out);
-- slots [batch, new_tokens] (int): where this call's tokens are written;
-- key_mask [batch, length] (bool or 0/1): which slots hold real tokens once
-  this call's tokens are written.
+- slots [batch, new_tokens] (int): where this call's tokens are written,
+  consecutive and the same in every row (a batch decodes in lockstep: its
+  prompts are left-padded to one length);
+- key_mask [batch, length] (int): which slots hold real tokens once this
+  call's tokens are written: 0 none, 1 a token seen causally, 2 a token of a
+  prefix every token sees (UniLM's source).
 
-A new token at slot q sees the slots s <= q that hold real tokens: the causal
-rule of a language model, with left padding and the prompt written in one
-call. The writes are one-hot products, the same ops on every backend and
-static shapes under jit.
+A new token at slot q sees the slots s <= q that hold real tokens (the
+causal rule of a language model, with left padding and the prompt written in
+one call) and the whole prefix. The new rows are written as one slice: in place on torch (the caches
+are the decoder's own buffers), a dynamic update slice elsewhere (in place
+under jit when the caches are donated or carried by a loop).
 """
 
 import keras
@@ -23,23 +27,22 @@ def write_cache(cache, keys, values):
     after writing `keys` / `values` ([batch, new, heads, size]) at `slots`."""
     key_cache, value_cache, slots, key_mask = cache
     slots = ops.cast(slots, "int32")
+    key_cache = _written(key_cache, keys, slots)
+    value_cache = _written(value_cache, values, slots)
     places = ops.arange(ops.shape(key_cache)[1], dtype="int32")
-    at_slot = ops.equal(ops.expand_dims(slots, -1), places)  # [batch, new, length]
-    key_cache = _written(key_cache, keys, at_slot)
-    value_cache = _written(value_cache, values, at_slot)
-    visible = ops.logical_and(
-        ops.expand_dims(ops.cast(key_mask, "bool"), 1),
-        ops.less_equal(places, ops.expand_dims(slots, -1)),
-    )
+    key_mask = ops.expand_dims(ops.cast(key_mask, "int32"), 1)  # [batch, 1, length]
+    causal = ops.less_equal(places, ops.expand_dims(slots, -1))  # [batch, new, length]
+    visible = ops.logical_and(key_mask > 0, ops.logical_or(causal, key_mask == 2))
     return key_cache, value_cache, ops.expand_dims(visible, 1)
 
 
-def _written(cache, update, at_slot):
-    """`cache` with `update`'s rows placed at their slots (the rest kept)."""
-    onehot = ops.cast(at_slot, cache.dtype)
-    kept = 1 - ops.max(onehot, axis=1)  # [batch, length]
-    placed = ops.einsum("bts,btnd->bsnd", onehot, ops.cast(update, cache.dtype))
-    return cache * kept[:, :, None, None] + placed
+def _written(cache, update, slots):
+    """`cache` with `update` placed from slot `slots[0, 0]` on."""
+    update = ops.cast(update, cache.dtype)
+    if keras.backend.backend() == "torch":
+        return cache.index_copy_(1, slots[0].long(), update)
+    zero = ops.zeros((), "int32")
+    return ops.slice_update(cache, ops.stack([zero, slots[0, 0], zero, zero]), update)
 
 
 class CachedAttention(keras.layers.Layer):
@@ -48,8 +51,9 @@ class CachedAttention(keras.layers.Layer):
     structure ([output, new key cache, new value cache]) while the model's
     graph keeps the attention layer's. Not saved: decoding graphs are rebuilt."""
 
-    def __init__(self, attention, **kwargs):
-        super().__init__(name=f"{attention.name}-Cached", dtype=attention.dtype_policy, **kwargs)
+    def __init__(self, attention, name=None, **kwargs):
+        name = name or f"{attention.name}-Cached"
+        super().__init__(name=name, dtype=attention.dtype_policy, **kwargs)
         self.attention = attention
         self.built = True  # the attention layer holds the weights, built already
         # Padding reaches the caches through key_mask (the generator folds the

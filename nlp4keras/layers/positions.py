@@ -1,6 +1,8 @@
 """Position tensors computed once, before the blocks, and handed to every
-attention layer: rotary sinusoids (RoFormer, GAU-α) and NEZHA's functional
-relative positions."""
+attention layer: rotary sinusoids (RoFormer, GAU-α), NEZHA's functional
+relative positions and T5's bucketed relative attention bias."""
+
+import math
 
 import keras
 import numpy as np
@@ -125,9 +127,95 @@ class RelativePositionEmbedding(Layer):
         return config
 
 
+def t5_bucket_table(num_buckets, max_distance):
+    """T5's bucket of each one-sided distance 0..max_distance (larger ones
+    share the last): distances below num_buckets / 2 get their own bucket, the
+    rest log-spaced buckets up to max_distance. float32 maths, as mesh-TF and
+    HF compute it (the rounding decides the bucket edges)."""
+    exact = num_buckets // 2
+    distance = np.arange(max_distance + 1)
+    ratio = np.maximum(distance, 1).astype(np.float32) / np.float32(exact)
+    scale = np.float32(num_buckets - exact) / np.float32(math.log(max_distance / exact))
+    large = exact + (np.log(ratio) * scale).astype(np.int64)
+    return np.where(distance < exact, distance, np.minimum(large, num_buckets - 1))
+
+
+@serializable
+class RelativePositionEmbeddingT5(Layer):
+    """T5's relative attention bias: inputs [q, k] ([batch, len, ...], only
+    their lengths are read); output [1, heads, q_len, k_len], the learned bias
+    of each (query, key) pair's bucket (`embeddings` [input_dim, output_dim]:
+    one row per bucket, one column per head). The relative position is
+    key - query; bidirectional (encoder) splits the buckets between keys
+    before and after the query, otherwise (decoder) later keys share bucket 0.
+    """
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        max_distance=128,
+        bidirectional=True,
+        embeddings_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        who = f"RelativePositionEmbeddingT5 {self.name!r}"
+        self.input_dim = check.integer(input_dim, "input_dim", who, minimum=2)
+        self.output_dim = check.integer(output_dim, "output_dim", who, minimum=1)
+        self.max_distance = check.integer(max_distance, "max_distance", who, minimum=1)
+        self.bidirectional = check.boolean(bidirectional, "bidirectional", who)
+        if self.bidirectional and self.input_dim < 4:
+            raise check.InvalidValue(f"{who}: bidirectional needs input_dim >= 4", "input_dim")
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        side = self.input_dim // 2 if self.bidirectional else self.input_dim
+        self._table = t5_bucket_table(side, self.max_distance).astype("int32")
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.input_dim, self.output_dim),
+            initializer=self.embeddings_initializer,
+        )
+
+    def buckets(self, q_len, k_len):
+        """[q_len, k_len] bucket ids."""
+        relative = ops.arange(k_len)[None, :] - ops.arange(q_len)[:, None]
+        table = ops.convert_to_tensor(self._table)
+        if not self.bidirectional:
+            return ops.take(table, ops.clip(-relative, 0, self.max_distance), axis=0)
+        after = ops.cast(relative > 0, "int32") * (self.input_dim // 2)
+        return after + ops.take(table, ops.clip(ops.abs(relative), 0, self.max_distance), axis=0)
+
+    def call(self, inputs):
+        q, k = inputs
+        buckets = self.buckets(ops.shape(q)[1], ops.shape(k)[1])
+        bias = ops.take(self.embeddings, buckets, axis=0)  # [q_len, k_len, heads]
+        return ops.expand_dims(ops.transpose(bias, (2, 0, 1)), 0)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (1, self.output_dim, input_shape[0][1], input_shape[1][1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_dim=self.input_dim,
+            output_dim=self.output_dim,
+            max_distance=self.max_distance,
+            bidirectional=self.bidirectional,
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+        )
+        return config
+
+
 __all__ = [
     "RelativePositionEmbedding",
+    "RelativePositionEmbeddingT5",
     "SinusoidalPositionEmbedding",
     "check_positions",
     "relative_sinusoid_table",
+    "t5_bucket_table",
 ]

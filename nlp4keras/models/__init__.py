@@ -19,6 +19,7 @@ from nlp4keras.models.config import (
     check_model_type,
     check_requirements,
     config_origins,
+    family_aliases,
     init_arguments,
     normalize_config,
     read_config_file,
@@ -31,6 +32,7 @@ from nlp4keras.models.gpt import GPT, GPT2, GPT2_ML
 from nlp4keras.models.llama import LLaMA
 from nlp4keras.models.nezha import NEZHA
 from nlp4keras.models.roformer import RoFormer, RoFormerV2
+from nlp4keras.models.t5 import T5, T5_MODELS, T5_Base, T5_Decoder, T5_Encoder
 from nlp4keras.models.transformer import Transformer
 
 #: model= names accepted by build_transformer_model.
@@ -48,6 +50,7 @@ MODELS = {
     "gpt2": GPT2,
     "gpt2_ml": GPT2_ML,
     "llama": LLaMA,
+    **T5_MODELS,
 }
 
 #: application= names and the class wrapper each applies.
@@ -103,11 +106,18 @@ def build_transformer_model(
                 "needs an encoder family (bert, roformer, ...); use 'encoder' or 'lm'"
             )
         wrapper = None
+    if issubclass(model_class, T5_Base) and wrapper is not None:
+        raise ValueError(
+            f"{model!r} is an encoder-decoder (T5): application={application!r} is not "
+            "supported (bert4keras refused it too); use 'encoder' and the model's "
+            ".encoder / .decoder"
+        )
     if wrapper is not None:
         model_class = wrapper(model_class)
 
+    aliases = family_aliases(model_class)
     constructor_arguments = init_arguments(model_class)
-    check_arguments(kwargs, constructor_arguments + list(BUILD_ARGUMENTS))
+    check_arguments(kwargs, constructor_arguments + list(BUILD_ARGUMENTS), aliases=aliases)
     check.boolean(return_keras_model, "return_keras_model", "build_transformer_model")
     configs, origins = {}, {}
     raw_config = None
@@ -121,10 +131,10 @@ def build_transformer_model(
     if raw_config is not None:
         check_model_type(raw_config, model_class, config_path)
         check_requirements(raw_config, model_class, config_path)
-        origins = config_origins(raw_config, config_path)
+        origins = config_origins(raw_config, config_path, aliases)
     try:
         if raw_config is not None:
-            file_config = normalize_config(raw_config)
+            file_config = normalize_config(raw_config, aliases)
             ignored = model_class.file_config_ignored
             configs.update(
                 {
@@ -133,7 +143,7 @@ def build_transformer_model(
                     if k in constructor_arguments and k not in ignored
                 }
             )
-        given = normalize_config(kwargs)
+        given = normalize_config(kwargs, aliases)
         configs.update(given)
         origins = {k: v for k, v in origins.items() if k not in given}
         init_kwargs = {k: v for k, v in configs.items() if k in constructor_arguments}
@@ -186,6 +196,10 @@ __all__ = [
     "NEZHA",
     "RoFormer",
     "RoFormerV2",
+    "T5",
+    "T5_Base",
+    "T5_Decoder",
+    "T5_Encoder",
     "LM_Mask",
     "MODELS",
     "Transformer",

@@ -12,6 +12,8 @@ class LM_Mask:
     """Mixin: causal attention built from the token ids."""
 
     def compute_attention_bias(self, inputs=None):
+        if self.cache_graph is not None:
+            return None  # the attention layers mask from their caches
         if self.attention_bias is None:
             self.attention_bias = self.apply(
                 inputs=self.inputs[0], layer=LMMask, name="Attention-LM-Mask"
@@ -23,6 +25,8 @@ class UniLM_Mask:
     """Mixin: UniLM seq2seq attention built from the segment ids."""
 
     def compute_attention_bias(self, inputs=None):
+        if self.cache_graph is not None:
+            return None  # the attention layers mask from their caches (prompt: bidirectional)
         if self.attention_bias is None:
             if getattr(self, "segment_vocab_size", 0) <= 0:
                 raise ValueError(

@@ -210,7 +210,7 @@ class BERT(Transformer):
         return inputs
 
     def apply_embeddings(self, inputs):
-        inputs = list(inputs)
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         x = inputs.pop(0)
         segments = inputs.pop(0) if self.segment_vocab_size > 0 else None
         positions = inputs.pop(0) if self.custom_position_ids else None
@@ -249,6 +249,7 @@ class BERT(Transformer):
     def apply_position_embeddings(self, x, positions):
         return self.apply(
             inputs=self.simplify([x, positions]),
+            arguments=self.cached_positions(),
             layer=PositionEmbedding,
             input_dim=self.max_position,
             output_dim=self.embedding_size,
@@ -320,14 +321,7 @@ class BERT(Transformer):
 
     def vocab_activation(self, x, option, name):
         """softmax (option True) or the named activation, in float32."""
-        activation = "softmax" if option is True else option
-        return self.apply(
-            inputs=x,
-            layer=keras.layers.Activation,
-            activation=get_activation(activation),
-            dtype="float32",  # softmax over the vocab in float32 under mixed precision
-            name=name,
-        )
+        return self.lm_activation(x, "softmax" if option is True else option, name)
 
     def hf_config(self):
         """config.json for HF's BertModel / BertForPreTraining."""

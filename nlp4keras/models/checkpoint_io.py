@@ -70,7 +70,9 @@ class CheckpointIO:
         value = checkpoint.read(name)
         info = self._weight_info(name)
         if info is not None and info.vocab:
-            value = self.load_embeddings(value)
+            columns = info.vocab_axis == 1
+            value = self.load_embeddings(value.T if columns else value)
+            value = value.T if columns else value
         if info is not None and info.transposed:
             value = value.T
         return value
@@ -116,7 +118,7 @@ class CheckpointIO:
             if not info.hf:
                 continue
             name = info.hf[0] if google in heads else prefix + info.hf[0]
-            if google.endswith("/kernel") and value.ndim == 2:
+            if info.hf_transpose and value.ndim == 2:
                 value = value.T
             tensors[name] = np.ascontiguousarray(value)
         if self.layout.adapter is not None:

@@ -123,10 +123,12 @@ def check_model_type(config, model_class, path):
         )
 
 
-def normalize_config(config):
-    """Config-file keys renamed to builder arguments; derived values added."""
+def normalize_config(config, aliases=None):
+    """Config-file keys renamed to builder arguments (`aliases`: the
+    family's, default CONFIG_ALIASES); derived values added."""
+    aliases = CONFIG_ALIASES if aliases is None else aliases
     normalized = {
-        CONFIG_ALIASES.get(key, key): value
+        aliases.get(key, key): value
         for key, value in config.items()
         if value is not None or key != "pad_token_id"
     }
@@ -158,9 +160,9 @@ def _rope_parameters(rope):
     return {"rope_theta": rope["rope_theta"]} if "rope_theta" in rope else {}
 
 
-def check_arguments(kwargs, valid, function="build_transformer_model"):
+def check_arguments(kwargs, valid, function="build_transformer_model", aliases=None):
     """Raise TypeError naming any unknown keyword and listing the valid ones."""
-    accepted = set(valid) | set(CONFIG_ALIASES)
+    accepted = set(valid) | set(CONFIG_ALIASES if aliases is None else aliases)
     for key in kwargs:
         if key in accepted:
             continue
@@ -171,12 +173,10 @@ def check_arguments(kwargs, valid, function="build_transformer_model"):
         )
 
 
-def config_origins(raw_config, path):
+def config_origins(raw_config, path, aliases=None):
     """{builder argument: "key 'k' of <file>"} for the values a config file gave."""
-    return {
-        CONFIG_ALIASES.get(key, key): f"config key {key!r} of {os.fspath(path)}"
-        for key in raw_config
-    }
+    aliases = CONFIG_ALIASES if aliases is None else aliases
+    return {aliases.get(key, key): f"config key {key!r} of {os.fspath(path)}" for key in raw_config}
 
 
 def with_origin(error, origins):
@@ -186,3 +186,8 @@ def with_origin(error, origins):
     if origin is None:
         return error
     return type(error)(f"{error} (from {origin})", error.argument)
+
+
+def family_aliases(model_class):
+    """CONFIG_ALIASES with the family's own config keys (`config_aliases`)."""
+    return {**CONFIG_ALIASES, **getattr(model_class, "config_aliases", {})}

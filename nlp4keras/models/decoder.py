@@ -9,10 +9,8 @@ pad_token_id to mask one)."""
 import keras
 
 from nlp4keras import validation as check
-from nlp4keras.backend import get_activation
 from nlp4keras.layers import PositionEmbedding
 from nlp4keras.models.applications import LM_Mask
-from nlp4keras.models.cache_graph import build_cache_model
 from nlp4keras.models.transformer import Transformer
 
 
@@ -53,21 +51,6 @@ class LanguageModel(LM_Mask, Transformer):
         self.pad_token_id = check.optional_integer(
             pad_token_id, "pad_token_id", who, minimum=0, below=self.vocab_size
         )
-
-    def compute_attention_bias(self, inputs=None):
-        if self.cache_graph is not None:
-            return None  # the attention layers mask from their caches
-        return super().compute_attention_bias(inputs)
-
-    def cached_positions(self):
-        """Call arguments of a position layer: the new tokens' position ids in
-        the decoding graph, none otherwise."""
-        graph = self.cache_graph
-        return None if graph is None else {"position_ids": graph.position_ids}
-
-    def build_cache_model(self):
-        """The decoding graph over this model's layers (models/cache_graph.py)."""
-        return build_cache_model(self)
 
     def get_inputs(self):
         return keras.Input(
@@ -110,21 +93,5 @@ class LanguageModel(LM_Mask, Transformer):
             x = self.apply(
                 inputs=x, layer=keras.layers.Dropout, rate=self.dropout_rate, name="Output-Dropout"
             )
-        if self.tie_word_embeddings:
-            x = self.tied_logits(x)
-        else:
-            x = self.apply(
-                inputs=x,
-                layer=keras.layers.Dense,
-                units=self.vocab_size,
-                use_bias=False,
-                kernel_initializer=self.initializer,
-                name="Output-LM",
-            )
-        return self.apply(
-            inputs=x,
-            layer=keras.layers.Activation,
-            activation=get_activation(self.final_activation),
-            dtype="float32",  # the vocab distribution in float32 under mixed precision
-            name="LM-Activation",
-        )
+        x = self.lm_logits(x, self.tie_word_embeddings, "Output-LM")
+        return self.lm_activation(x, self.final_activation, "LM-Activation")

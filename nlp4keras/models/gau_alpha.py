@@ -30,9 +30,9 @@ class GAU_alpha(RoFormerV2):
     family = "gau_alpha"
 
     def attention(self, x, index):
-        inputs, arguments = self.attention_inputs(x)
+        extras, arguments = self.attention_inputs(x)
         return self.apply(
-            inputs=self.simplify(inputs),
+            inputs=self.simplify([x] + extras),
             layer=GatedAttentionUnit,
             arguments=arguments,
             units=self.intermediate_size,

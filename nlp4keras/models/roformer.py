@@ -59,6 +59,7 @@ class RoFormer(BERT):
             )
             self.position_bias = self.apply(
                 inputs=x,
+                arguments=self.cached_positions(),
                 layer=SinusoidalPositionEmbedding,
                 output_dim=self.attention_key_size,
                 custom_position_ids=self.custom_position_ids,

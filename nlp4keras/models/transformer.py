@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from nlp4keras import validation as check
+from nlp4keras.backend import get_activation
 from nlp4keras.checkpoints.loading import LoadReport
 from nlp4keras.initializers import TruncatedNormal
 from nlp4keras.layers import (
@@ -124,7 +125,7 @@ class Transformer(CheckpointIO):
         self.intermediate_size = check.integer(
             intermediate_size, "intermediate_size", who, minimum=1
         )
-        self.hidden_act = check.activation(hidden_act, "hidden_act", who)
+        self.hidden_act = _activations(hidden_act, who)
         self.dropout_rate = check.probability(dropout_rate, "dropout_rate", who)
         self.attention_dropout_rate = check.probability(
             attention_dropout_rate, "attention_dropout_rate", who
@@ -171,6 +172,8 @@ class Transformer(CheckpointIO):
     cache_graph = None
     # Config-file keys the family does not take from a file (only as arguments).
     file_config_ignored = ()
+    # The family's own config-file keys -> builder arguments (beyond CONFIG_ALIASES).
+    config_aliases = {}
 
     @classmethod
     def fill_defaults(cls, arguments):
@@ -271,7 +274,7 @@ class Transformer(CheckpointIO):
         block_outputs = [outputs]
         if self.attention_scores is not scores:
             block_outputs.append(self.attention_scores)
-        name = "Transformer" if self.shared_blocks else f"Transformer-{index}"
+        name = self.block_name(index, "")[:-1]  # Transformer-{index} (Transformer shared)
         results, block, externals = recompute_graph(
             block_inputs, block_outputs, name=self.prefixed(name), return_block=True
         )
@@ -333,24 +336,28 @@ class Transformer(CheckpointIO):
         y = self.apply(inputs=[x, y], layer=Add, name=f"{name}-Add")
         return self.layer_norm(y, norm_name) if norm_position == "post" else y
 
-    def attention_inputs(self, x):
-        """(inputs, call arguments) of a self-attention layer on x: the
-        attention mask/bias and the position tensor computed before the blocks."""
+    def attention_inputs(self, x, context=None):
+        """(extra inputs, call arguments) of an attention layer on x (over
+        `context` for cross-attention): the attention mask/bias and the
+        position tensor computed before the blocks."""
         bias = self.compute_attention_bias()
         arguments = {}
         if self.position_mode is not None:
             arguments["positions"] = self.compute_position_bias(x)
-        return [x] + ([] if bias is None else [bias]), arguments
+        return ([] if bias is None else [bias]), arguments
 
-    def attention(self, x, index):
-        inputs, arguments = self.attention_inputs(x)
-        name = self.block_name(index, self.attention_part)
+    def attention(self, x, index, context=None, part=None):
+        """Self-attention on x, or cross-attention from x over `context` (the
+        block part `part`, default attention_part)."""
+        inputs, arguments = self.attention_inputs(x, context)
+        name = self.block_name(index, part or self.attention_part)
+        kv = x if context is None else context
         if self.cache_graph is not None:  # the decoding graph: the layer with its cache
             return self.cache_graph.attend(
-                self.layers[self.prefixed(name)], [x, x] + inputs, arguments
+                self.layers[self.prefixed(name)], [x, kv, kv] + inputs, arguments
             )
         return self.apply(
-            inputs=[x, x] + inputs,
+            inputs=[x, kv, kv] + inputs,
             layer=MultiHeadAttention,
             arguments=arguments,
             heads=self.num_attention_heads,
@@ -391,8 +398,9 @@ class Transformer(CheckpointIO):
     def prefixed(self, name):
         return self.prefix + name if name else name
 
-    def token_embedding(self, token_ids):
-        """`Embedding-Token` on token ids (id `pad_token_id`, if any, masked)."""
+    def token_embedding(self, token_ids, **options):
+        """`Embedding-Token` on token ids (id `pad_token_id`, if any, masked;
+        options: more Embedding arguments)."""
         return self.apply(
             inputs=token_ids,
             layer=Embedding,
@@ -401,12 +409,40 @@ class Transformer(CheckpointIO):
             embeddings_initializer=self.initializer,
             pad_token_id=self.pad_token_id,
             name="Embedding-Token",
+            **options,
         )
 
     def tied_logits(self, x):
         """Scores over the vocab from `Embedding-Token`'s own matrix (a tied head)."""
         return self.apply(
             inputs=x, layer=Embedding, arguments={"mode": "dense"}, name="Embedding-Token"
+        )
+
+    def lm_logits(self, x, tied, name):
+        """Scores over the vocab: the tied head, or a bias-free Dense `name`."""
+        if tied:
+            return self.tied_logits(x)
+        return self.apply(
+            inputs=x,
+            layer=keras.layers.Dense,
+            units=self.vocab_size,
+            use_bias=False,
+            kernel_initializer=self.initializer,
+            name=name,
+        )
+
+    def lm_activation(self, x, activation, name):
+        """The LM head's activation layer `name`, in float32 (the vocab
+        distribution stays float32 under mixed precision). None in the
+        decoding graph, which gives the scores before it."""
+        if self.cache_graph is not None:
+            return x
+        return self.apply(
+            inputs=x,
+            layer=keras.layers.Activation,
+            activation=get_activation(activation),
+            dtype="float32",
+            name=name,
         )
 
     def apply(self, inputs=None, layer=None, arguments=None, **kwargs):
@@ -486,6 +522,19 @@ class Transformer(CheckpointIO):
         only); built once, on first call (LM / UniLM mixins)."""
         return self.attention_bias
 
+    def cached_positions(self):
+        """Call arguments of a position layer: the new tokens' position ids in
+        the decoding graph, none otherwise."""
+        graph = self.cache_graph
+        return None if graph is None else {"position_ids": graph.position_ids}
+
+    def build_cache_model(self):
+        """The decoding graph over this model's layers (models/cache_graph.py):
+        decoder-only families, and the lm / unilm applications of encoders."""
+        from nlp4keras.models.cache_graph import build_cache_model
+
+        return build_cache_model(self)
+
     def compute_position_bias(self, inputs=None):
         """The position tensor every attention layer reads (None: positions
         live in the embeddings); built once, from the embeddings' output."""
@@ -505,6 +554,14 @@ class Transformer(CheckpointIO):
         """Drop Nones from a list; unwrap a single element."""
         inputs = [x for x in inputs if x is not None]
         return inputs[0] if len(inputs) == 1 else inputs
+
+
+def _activations(hidden_act, who):
+    """hidden_act: one activation, or a list of them (a gated unit, GLU:
+    T5.1.1's ['gelu', 'linear'])."""
+    if isinstance(hidden_act, (list, tuple)) and hidden_act:
+        return [check.activation(a, f"hidden_act[{i}]", who) for i, a in enumerate(hidden_act)]
+    return check.activation(hidden_act, "hidden_act", who)
 
 
 def _as_list(x):

@@ -208,7 +208,7 @@ class AutoRegressiveDecoder:
                 )
         temperature = validation.real(temperature, "temperature", who, above=0)
         min_ends = validation.integer(min_ends, "min_ends", who, minimum=1)
-        uniform = _uniform_source(seed, who)
+        uniform = uniform_source(seed, who)
         self._check_predict(who)
         output_ids = self.first_output_ids
         results = []
@@ -313,7 +313,7 @@ def _scores(scores, name, default_rtype):
     return array
 
 
-def _uniform_source(seed, who):
+def uniform_source(seed, who):
     """A function `size -> uniform draws in [0, 1)`."""
     if seed is None:
         return np.random.random_sample

@@ -441,11 +441,7 @@ EXAMPLES = {
         prints=(FIT_LOSS,),
     ),
     "task_seq2seq_autotitle_csl_mt5": Example(
-        waits(
-            "the mT5 model (model='mt5.1.1')",
-            GENERATION,
-            "unknown model 'mt5.1.1'",
-        ),
+        MIGRATE,  # save_weights names (.weights.h5)
         replacements=(
             ("/root/kg/bert/mt5/mt5_base/", "tiny_mt5/"),
             ("/root/kg/bert/mt5/", "data/mt5/"),
@@ -458,7 +454,15 @@ EXAMPLES = {
             Data(data.sentencepiece_model, "data/mt5/sentencepiece_cn.model"),
             Data(data.keep_tokens_json, "data/mt5/sentencepiece_cn_keep_tokens.json"),
         ),
-        model=TinyModel("tiny_mt5", "mt5.1.1", "mt5_base_config.json", "model.ckpt-1000000"),
+        # bert4keras' mT5 config: the gated GELU as a hidden_act list; the stand-in
+        # SentencePiece model's 1000 pieces (keep_tokens keeps them all)
+        model=TinyModel(
+            "tiny_mt5",
+            "mt5.1.1",
+            "mt5_base_config.json",
+            "model.ckpt-1000000",
+            sizes=(("vocab_size", 1000), ("hidden_act", ("gelu", "linear"))),
+        ),
         prints=(FIT_LOSS,),
     ),
     "task_seq2seq_autotitle_multigpu": Example(

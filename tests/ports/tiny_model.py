@@ -40,10 +40,11 @@ def write_tiny_model(folder, vocab, family="bert", config_name="bert_config.json
     Google's. `family` is a `model=` name of build_transformer_model: the families nlp4keras
     lacks raise its "unknown model" error. sizes: (key, value) pairs replacing TINY_CONFIG's,
     e.g. the vocab size of an example's own SentencePiece model. A decoder family (gpt2,
-    gpt2_ml) has no segments and no pooler, NSP or MLM heads: its tied LM head is all it has."""
+    gpt2_ml) has no segments and no pooler, NSP or MLM heads: its tied LM head is all it has;
+    a T5 family (mt5.1.1) writes its encoder, decoder and LM head under mesh-TF names."""
     import keras
 
-    from nlp4keras.models import MODELS, build_transformer_model
+    from nlp4keras.models import MODELS, T5_Base, build_transformer_model
     from nlp4keras.models.decoder import LanguageModel
 
     config = dict(TINY_CONFIG, **dict(sizes))
@@ -59,7 +60,7 @@ def write_tiny_model(folder, vocab, family="bert", config_name="bert_config.json
         hidden_act=config["hidden_act"],
         max_position_embeddings=config["max_position_embeddings"],
         return_keras_model=False,
-        **_encoder_parts(family, MODELS, LanguageModel),
+        **_encoder_parts(family, MODELS, (LanguageModel, T5_Base)),
     )
     # Matrices drawn with numpy (same weights on every backend); biases and norms kept.
     rng = np.random.default_rng(seed)
@@ -73,10 +74,11 @@ def write_tiny_model(folder, vocab, family="bert", config_name="bert_config.json
     return folder
 
 
-def _encoder_parts(family, models, language_model):
-    """The segment table and heads an encoder family's checkpoint holds (none for a decoder)."""
+def _encoder_parts(family, models, headless):
+    """The segment table and heads an encoder family's checkpoint holds (none for a decoder
+    or T5: classes in `headless`)."""
     model_class = models.get(family)
-    if isinstance(model_class, type) and issubclass(model_class, language_model):
+    if isinstance(model_class, type) and issubclass(model_class, headless):
         return {}
     return dict(
         type_vocab_size=TINY_CONFIG["type_vocab_size"], with_pool=True, with_nsp=True, with_mlm=True
