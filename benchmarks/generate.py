@@ -4,7 +4,7 @@ JAX and torch) against transformers' `generate`.
 
 Usage (from the repo root, after `make assets`):
 
-    python benchmarks/generate.py [--rounds 2] [--new-tokens 64] [--models smollm2,gpt2,unilm]
+    python benchmarks/generate.py [--rounds 2] [--new-tokens 64] [--models smollm2,gpt2,unilm,t5]
         [--batch 1,8]
 
 Models: the real SmolLM2-135M-Instruct GGUF (Llama, 30 layers, hidden 576;
@@ -15,7 +15,13 @@ And a UniLM seq2seq case: a random BERT-base-shaped model (12 layers, 768,
 the Chinese vocab size 21128) with application='unilm', the prompt as the
 source (segment 0) and the new tokens segment 1; transformers has no UniLM,
 so it is compared with the uncached decoding of bert4keras' seq2seq examples
-(`vs uncached`). Batch 1 and 8 (the same 32-token prompt of random ids, fixed seed, in every
+(`vs uncached`). And a T5 case: a random T5-small-shaped model (6 + 6
+layers, 512, ReLU, tied head, vocab 32128) saved with `save_pretrained` under
+benchmarks/out/generate_t5/, the prompt as the source, decoding from the
+start id 0 (HF: `generate(decoder_start_token_id=0)`; uncached: bert4keras'
+mT5 example, the decoder rerun on [context, output so far]).
+
+Batch 1 and 8 (the same 32-token prompt of random ids, fixed seed, in every
 row), 64 new tokens, no end token (every run generates all of them), float32.
 
 - hf: `generate(do_sample=False, min_new_tokens=n, max_new_tokens=n)`, SDPA
@@ -51,6 +57,12 @@ from bench_common import ROOT, cpu_name, git_state, order_for_round, versions  #
 
 SMOLLM2 = os.path.join(ROOT, ".assets", "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 GPT2_FOLDER = os.path.join(ROOT, "benchmarks", "out", "generate_gpt2")
+T5_FOLDER = os.path.join(ROOT, "benchmarks", "out", "generate_t5")
+#: a random T5-small-shaped model (HF `T5Config`; t5.1.0: ReLU, tied head)
+T5_CONFIG = dict(
+    vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_heads=8,
+    feed_forward_proj="relu", tie_word_embeddings=True,
+)  # fmt: skip
 IMPLS = ["hf", "jax-cached", "torch-cached", "jax", "torch"]
 PROMPT_LENGTH = 32
 UNILM_CONFIG = dict(
@@ -75,6 +87,16 @@ def make_gpt2():
     GPT2LMHeadModel(GPT2Config()).save_pretrained(GPT2_FOLDER)
 
 
+def make_t5():
+    if os.path.isfile(os.path.join(T5_FOLDER, "config.json")):
+        return
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    T5ForConditionalGeneration(T5Config(**T5_CONFIG)).save_pretrained(T5_FOLDER)
+
+
 def hf_generator(model_name, new_tokens):
     import torch
 
@@ -83,11 +105,17 @@ def hf_generator(model_name, new_tokens):
 
         folder, name = os.path.split(SMOLLM2)
         model = LlamaForCausalLM.from_pretrained(folder, gguf_file=name, attn_implementation="sdpa")
+    elif model_name == "t5":
+        from transformers import T5ForConditionalGeneration
+
+        model = T5ForConditionalGeneration.from_pretrained(T5_FOLDER, attn_implementation="sdpa")
     else:
         from transformers import GPT2LMHeadModel
 
         model = GPT2LMHeadModel.from_pretrained(GPT2_FOLDER, attn_implementation="sdpa")
     model = model.eval()  # float32 (the GGUF file is dequantised to float32)
+    # a T5 decodes from the start id 0: its output is [0] + the new tokens
+    skip = (lambda prompt: 1) if model_name == "t5" else len
 
     def generate(prompt, batch):
         with torch.no_grad():
@@ -97,8 +125,9 @@ def hf_generator(model_name, new_tokens):
                 min_new_tokens=new_tokens,
                 max_new_tokens=new_tokens,
                 pad_token_id=0,
+                decoder_start_token_id=0,
             )
-        return [int(i) for i in output[0, len(prompt) :]]
+        return [int(i) for i in output[0, skip(prompt) :]]
 
     return generate, model.config.vocab_size
 
@@ -123,11 +152,16 @@ def nlp4keras_generator(model_name, new_tokens, cached):
             **UNILM_CONFIG, application="unilm", return_keras_model=False
         )
         new_segment = 1
+    elif model_name == "t5":
+        transformer = build_transformer_model(
+            T5_FOLDER, T5_FOLDER, model="t5", cross_position_bias=False,
+            return_keras_model=False,
+        )  # fmt: skip
     else:
         transformer = build_transformer_model(
             GPT2_FOLDER, GPT2_FOLDER, model="gpt2", return_keras_model=False
         )
-    model = transformer.model
+    model = transformer.decoder if model_name == "t5" else transformer.model
     if cached:
         generator = CachedGenerator(transformer)
 
@@ -145,6 +179,20 @@ def nlp4keras_generator(model_name, new_tokens, cached):
             new_segments = np.full_like(output_ids, new_segment)  # bert4keras' seq2seq predict
             segment_ids = np.concatenate([inputs[1], new_segments], 1)
             return self.last_token(model).predict([token_ids, segment_ids])
+
+    class Seq2Seq(AutoRegressiveDecoder):  # bert4keras' mT5 example
+        @AutoRegressiveDecoder.wraps(default_rtype="probas")
+        def predict(self, inputs, output_ids, states):
+            return self.last_token(model).predict([inputs[0], output_ids])
+
+    if model_name == "t5":
+        decoder = Seq2Seq(start_id=0, end_id=None, maxlen=new_tokens)
+
+        def generate(prompt, batch):
+            context = transformer.encoder.predict_on_batch(np.array([prompt]))[0]
+            return [int(i) for i in decoder.beam_search([context], topk=1)][1:]
+
+        return generate, transformer.vocab_size
 
     decoder = Greedy(start_id=None, end_id=None, maxlen=new_tokens)
     segments = model_name == "unilm"
@@ -190,6 +238,8 @@ def driver(args):
     models = args.models.split(",")
     if "gpt2" in models:
         make_gpt2()
+    if "t5" in models:
+        make_t5()
     results = {}
     for batch in [int(b) for b in args.batches.split(",")]:
         for model in models:
@@ -242,7 +292,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--models", default="smollm2,gpt2,unilm")
+    parser.add_argument("--models", default="smollm2,gpt2,unilm,t5")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

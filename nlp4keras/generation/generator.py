@@ -1,7 +1,7 @@
 """Cached, batched generation for the decoder-only families (gpt, gpt2,
-gpt2_ml, llama) and the lm / unilm applications of the encoder families
-(bert, roberta, albert, roformer, roformer_v2): the prompt is run once, then
-each step feeds one token per row through the decoding graph
+gpt2_ml, llama), the lm / unilm applications of the encoder families (bert,
+roberta, albert, roformer, roformer_v2) and T5 / mT5: the prompt is run
+once, then each step feeds one token per row through the decoding graph
 (models/cache_graph.py) against per-layer key/value caches, instead of
 recomputing the whole prefix as bert4keras' `AutoRegressiveDecoder` does.
 
@@ -15,8 +15,11 @@ recomputing the whole prefix as bert4keras' `AutoRegressiveDecoder` does.
 
 Prompts of different lengths run together (prompts.PromptBatch). For a
 UniLM model the prompt is the source (segment 0, its tokens see each other)
-and the new tokens are segment 1, as bert4keras' seq2seq examples decode. The caches
-stay on the device; greedy decoding on JAX runs as one compiled loop
+and the new tokens are segment 1, as bert4keras' seq2seq examples decode.
+For a T5 the prompts are the encoder's sources: encoded once, each
+cross-attention layer's keys and values computed once (the batch's
+statics); the decoder starts from `start_id` (0, T5's). The caches stay on
+the device; greedy decoding on JAX runs as one compiled loop
 (runners.CompiledGreedy), otherwise one call per step brings the last
 position's scores to the host, where the rules (scores.ScoreRules) and the
 choice (argmax, or sampling as AutoRegressiveDecoder.random_sample) apply.
@@ -30,26 +33,41 @@ from nlp4keras.generation.prompts import PromptBatch, checked_prompts
 from nlp4keras.generation.runners import CompiledGreedy, step_runner
 from nlp4keras.generation.scores import ScoreRules, mark_seen
 from nlp4keras.models.applications import LM_Mask, UniLM_Mask
+from nlp4keras.models.cache_graph import build_cross_model
+from nlp4keras.models.t5 import T5
 from nlp4keras.snippets.arrays import softmax
 from nlp4keras.snippets.decoding import AutoRegressiveDecoder, sample_tokens, uniform_source
+from nlp4keras.snippets.last_token import MIN_LENGTH_BUCKET, bucket
 
 
 class CachedGenerator:
     """Greedy, sampled or beam-search generation with a key/value cache for a
-    language-model `Transformer` (built with `return_keras_model=False`)."""
+    language-model `Transformer` or a `T5` (built with
+    `return_keras_model=False`); start_id: the first token of a T5's decoder."""
 
-    def __init__(self, transformer):
+    def __init__(self, transformer, start_id=0):
         who = "CachedGenerator"
-        if not isinstance(transformer, (LM_Mask, UniLM_Mask)):
+        self._encoder = None  # T5: the encoder model; the prompts are its sources
+        if isinstance(transformer, T5):
+            self._encoder, transformer = transformer.encoder, transformer.decoder_stack
+            self.start_id = validation.integer(
+                start_id, "start_id", who, minimum=0, below=transformer.vocab_size
+            )
+        elif not isinstance(transformer, (LM_Mask, UniLM_Mask)):
             validation.instance(
                 transformer, "transformer", (), who,
                 what="a language model built with return_keras_model=False: a decoder family "
-                "(gpt, gpt2, gpt2_ml, llama) or an encoder with application='lm' or 'unilm'",
+                "(gpt, gpt2, gpt2_ml, llama), an encoder with application='lm' or 'unilm', "
+                "or a T5",
             )  # fmt: skip
         self.transformer = transformer
         self.model = transformer.build_cache_model()
+        names = [i.name for i in self.model.inputs]
         self._cache_inputs = [i for i in self.model.inputs if i.name.endswith("-Cache")]
-        has_segments = len(self.model.inputs) - len(self._cache_inputs) > 4
+        if self._encoder is not None:
+            cross = [name[: -len("-Cross-Key")] for name in names if name.endswith("-Cross-Key")]
+            self._cross_model = build_cross_model(transformer, cross)
+        has_segments = any(name.endswith("Input-Segment") for name in names)
         self._unilm = isinstance(transformer, UniLM_Mask)
         self._new_segment = (1 if self._unilm else 0) if has_segments else None
         self._step = step_runner(self.model)
@@ -137,14 +155,33 @@ class CachedGenerator:
         penalty = validation.real(repetition_penalty, "repetition_penalty", who, above=0)
         min_new_tokens = validation.integer(min_new_tokens, "min_new_tokens", who, minimum=0)
         uniform = uniform_source(seed, who) if sample else None
+        statics = []
+        if self._encoder is not None:  # T5: encode the sources once, decode from the start id
+            statics = self._context_inputs(prompts)
+            prompts = [[self.start_id] for _ in prompts]
         batch = PromptBatch(
             prompts, max_new_tokens, self.transformer.pad_token_id,
             getattr(self.transformer, "max_position", None), who,
             bidirectional=self._unilm, new_segment=self._new_segment,
+            unmask_first=self._encoder is not None, statics=statics,
         )  # fmt: skip
         rules = ScoreRules(vocab, stop_ids, min_new_tokens, penalty)
         choice = (sample, topk, topp, temperature, uniform, max_new_tokens)
         return prompts, batch, rules, choice
+
+    def _context_inputs(self, sources):
+        """T5: [context mask, then each cross-attention layer's keys and values]
+        of the sources, right-padded with the pad id 0 (the encoder masks it
+        except at position 0, as bert4keras')."""
+        length = bucket(max(len(source) for source in sources), MIN_LENGTH_BUCKET)
+        token_ids = np.zeros((len(sources), length), "int32")
+        for row, source in enumerate(sources):
+            token_ids[row, : len(source)] = source
+        mask = (token_ids != 0).astype("int32")
+        mask[:, 0] = 1
+        context = self._encoder.predict_on_batch(token_ids)
+        keys_values = self._cross_model.predict_on_batch(context)
+        return [keras.ops.convert_to_tensor(a) for a in [mask] + list(keys_values)]
 
     def _decode(self, prompts, batch, rules, choice):
         """Yields each step's tokens (None for the rows that have stopped)."""
@@ -153,7 +190,7 @@ class CachedGenerator:
         arrays, caches = batch.first_inputs(), self._empty_caches(batch)
         running = np.ones(batch.rows, bool)
         for step in range(max_new_tokens):
-            scores, caches = self._scores(arrays, caches)
+            scores, caches = self._scores(arrays, caches, batch)
             scores = rules.apply(np, scores, seen, step)
             if sample:
                 probas = softmax(scores / temperature)
@@ -167,8 +204,8 @@ class CachedGenerator:
                 return
             arrays = batch.next_inputs(step, ids)
 
-    def _scores(self, arrays, caches):
-        arrays = [keras.ops.convert_to_tensor(a) for a in arrays]
+    def _scores(self, arrays, caches, batch):
+        arrays = [keras.ops.convert_to_tensor(a) for a in arrays] + batch.statics
         scores, caches = self._step(arrays, caches)
         return np.asarray(keras.ops.convert_to_numpy(scores), "float64"), caches
 
@@ -211,7 +248,7 @@ class _CachedBeams(AutoRegressiveDecoder):
         else:
             self.seen = mark_seen(np, self.seen, output_ids[:, -1])
             arrays = self.batch.next_inputs(step - 1, output_ids[:, -1])
-        scores, self.caches = self.generator._scores(arrays, self.caches)
+        scores, self.caches = self.generator._scores(arrays, self.caches, self.batch)
         return self.rules.apply(np, scores, self.seen, step)
 
     def select_rows(self, rows):

@@ -3,6 +3,7 @@
 its next token to the same cache slot, each counting positions from its own
 first token."""
 
+import keras
 import numpy as np
 
 from nlp4keras import validation
@@ -39,10 +40,13 @@ class PromptBatch:
     the pad id (if the model masks one) stays masked, as in the model.
     bidirectional: the prompt tokens see each other (UniLM's source).
     new_segment: the segment id of the new tokens (None: the model takes no
-    segment ids; the prompt's are 0)."""
+    segment ids; the prompt's are 0). unmask_first: a prompt's first token
+    is never masked as padding (T5's decoder starts with the pad id).
+    statics: inputs the same at every step, after the others (T5's
+    context mask and projected context), reordered with the rows."""
 
     def __init__(self, prompts, max_new_tokens, pad_id, max_position, who, bidirectional=False,
-                 new_segment=None):  # fmt: skip
+                 new_segment=None, unmask_first=False, statics=()):  # fmt: skip
         self.lengths = np.array([len(p) for p in prompts])
         longest = int(self.lengths.max()) + max_new_tokens
         if max_position is not None and longest > max_position:
@@ -62,6 +66,9 @@ class PromptBatch:
             )
         if pad_id is not None:
             self.key_mask[:, : self.prompt_length] *= self.token_ids != pad_id
+        if unmask_first:
+            self.key_mask[np.arange(self.rows), self.prompt_length - self.lengths] = 1
+        self.statics = list(statics)
         self.slots = np.tile(np.arange(self.prompt_length, dtype="int32"), (self.rows, 1))
         padding = (self.prompt_length - self.lengths)[:, None]
         self.positions = np.maximum(self.slots - padding, 0).astype("int32")
@@ -89,3 +96,5 @@ class PromptBatch:
         """Keep `rows` (indices, repeats allowed) in this order: beams."""
         self.key_mask, self.lengths = self.key_mask[rows], self.lengths[rows]
         self.rows = len(rows)
+        indices = keras.ops.convert_to_tensor(np.asarray(rows, "int32"))
+        self.statics = [keras.ops.take(static, indices, axis=0) for static in self.statics]

@@ -84,7 +84,7 @@ class CompiledGreedy:
             self.functions[key] = self._compile(rules, max_new_tokens, batch.new_segment)
         lengths = batch.lengths.astype("int32")
         tokens = self.functions[key](
-            _values(self.model), batch.first_inputs(), list(caches), seen, lengths
+            _values(self.model), batch.first_inputs(), batch.statics, list(caches), seen, lengths
         )
         return np.asarray(tokens)
 
@@ -101,9 +101,9 @@ class CompiledGreedy:
         def choose(scores, seen, step):
             return jnp.argmax(rules.apply(jnp, scores, seen, step), axis=-1).astype("int32")
 
-        def decode(variables, first_inputs, caches, seen, lengths):
+        def decode(variables, first_inputs, statics, caches, seen, lengths):
             prompt_length, key_mask = first_inputs[0].shape[1], first_inputs[3]
-            scores, caches = forward(variables, first_inputs, caches)
+            scores, caches = forward(variables, list(first_inputs) + statics, caches)
             ids = choose(scores, seen, 0)
             rows = ids.shape[0]
             tokens = jnp.full((rows, max_new_tokens), -1, "int32").at[:, 0].set(ids)
@@ -123,7 +123,7 @@ class CompiledGreedy:
                 arrays += [jnp.full((rows, 1), slot, "int32"), key_mask]
                 if new_segment is not None:
                     arrays.append(jnp.full((rows, 1), new_segment, "int32"))
-                scores, caches = forward(variables, arrays, caches)
+                scores, caches = forward(variables, arrays + statics, caches)
                 new = jnp.where(alive, choose(scores, seen, step), -1)
                 tokens = tokens.at[:, step].set(new)
                 alive = jnp.logical_and(alive, ~rules.stops(jnp, new))

@@ -121,7 +121,10 @@ class MultiHeadAttention(Layer):
     CachedAttention passes it): [key_cache, value_cache, slots, key_mask]: the
     new tokens' keys and values are written into the caches at `slots` and
     the queries attend to the whole cache; the call returns [output, new
-    key_cache, new value_cache].
+    key_cache, new value_cache]. [keys, values, key_mask] (cross-attention
+    while decoding): keys and values already projected from the context
+    (kv_cache.ProjectKeysValues), [batch, length, kv_heads, size], the
+    context's mask [batch, length]; k and v inputs are not read.
 
     Two attributes (not saved in the config) force the explicit path:
     `explicit_attention = True` (twice differentiable, which fused kernels may
@@ -241,8 +244,14 @@ class MultiHeadAttention(Layer):
         q, k, v = inputs[:3]
         attn_mask, bias = self._mask_and_bias(inputs[3:], mask)
         q = self._project(q, "q", self.key_size)
-        k = self._project(k, "k", self.key_size, self.kv_heads)
-        v = self._project(v, "v", self.head_size, self.kv_heads)
+        if cache is not None and len(cache) == 3:  # decoding: projected cross keys/values
+            k, v, key_mask = cache
+            key_mask = ops.cast(key_mask, "bool")[:, None, None, :]
+            attn_mask = key_mask if attn_mask is None else ops.logical_and(attn_mask, key_mask)
+            cache = None
+        else:
+            k = self._project(k, "k", self.key_size, self.kv_heads)
+            v = self._project(v, "v", self.head_size, self.kv_heads)
         if self.position_mode in ("rotary", "rotary_half"):
             halves = self.position_mode == "rotary_half"
             q = apply_rotary_position_embeddings(positions, q, halves=halves)

@@ -70,4 +70,31 @@ class CachedAttention(keras.layers.Layer):
         q = inputs[0]
         out_dim = self.attention.out_dim or q.shape[-1]
         output = keras.KerasTensor(tuple(q.shape[:-1]) + (out_dim,), self.compute_dtype)
+        if len(cache) == 3:  # cross-attention: nothing written
+            return output
         return [output] + [keras.KerasTensor(c.shape, c.dtype) for c in cache[:2]]
+
+
+class ProjectKeysValues(keras.layers.Layer):
+    """An attention layer's keys and values of a context, [batch, length,
+    kv_heads, size] each: what cross-attention reads at every decoding step,
+    computed once (a second layer over the attention's weights, not saved)."""
+
+    def __init__(self, attention):
+        super().__init__(name=f"{attention.name}-Keys-Values", dtype=attention.dtype_policy)
+        self.attention = attention
+        self.built = True
+
+    def call(self, context):
+        a = self.attention
+        return [
+            a._project(context, "k", a.key_size, a.kv_heads),
+            a._project(context, "v", a.head_size, a.kv_heads),
+        ]
+
+    def compute_output_spec(self, context):
+        a, prefix = self.attention, tuple(context.shape[:2])
+        return [
+            keras.KerasTensor(prefix + (a.kv_heads, size), self.compute_dtype)
+            for size in (a.key_size, a.head_size)
+        ]

@@ -178,26 +178,33 @@ class RelativePositionEmbeddingT5(Layer):
             initializer=self.embeddings_initializer,
         )
 
-    def buckets(self, q_len, k_len):
+    def buckets(self, q_len, k_len, query_positions=None):
         """[q_len, k_len] bucket ids."""
-        relative = ops.arange(k_len)[None, :] - ops.arange(q_len)[:, None]
+        if query_positions is None:
+            queries = ops.arange(q_len, dtype="int32")
+        else:  # the same in every row
+            queries = query_positions[0]
+        relative = ops.arange(k_len, dtype="int32")[None, :] - ops.cast(queries, "int32")[:, None]
         table = ops.convert_to_tensor(self._table)
         if not self.bidirectional:
             return ops.take(table, ops.clip(-relative, 0, self.max_distance), axis=0)
         after = ops.cast(relative > 0, "int32") * (self.input_dim // 2)
         return after + ops.take(table, ops.clip(ops.abs(relative), 0, self.max_distance), axis=0)
 
-    def call(self, inputs):
+    def call(self, inputs, query_positions=None):
+        """query_positions (decoding): [batch, q_len] the queries' positions
+        (the same in every row); default 0..q_len-1. Keys are at 0..k_len-1."""
         q, k = inputs
-        buckets = self.buckets(ops.shape(q)[1], ops.shape(k)[1])
+        buckets = self.buckets(ops.shape(q)[1], ops.shape(k)[1], query_positions)
         bias = ops.take(self.embeddings, buckets, axis=0)  # [q_len, k_len, heads]
         return ops.expand_dims(ops.transpose(bias, (2, 0, 1)), 0)
 
     def compute_mask(self, inputs, mask=None):
         return None
 
-    def compute_output_shape(self, input_shape):
-        return (1, self.output_dim, input_shape[0][1], input_shape[1][1])
+    def compute_output_spec(self, inputs, query_positions=None):
+        shape = (1, self.output_dim, inputs[0].shape[1], inputs[1].shape[1])
+        return keras.KerasTensor(shape, self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

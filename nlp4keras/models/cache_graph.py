@@ -6,21 +6,26 @@ Inputs: `Input-Token` [batch, new] ids, `Input-Position` [batch, new] their
 position ids, `Input-Slot` [batch, new] the cache slots they are written to,
 `Input-Key-Mask` [batch, length] the slots that hold real tokens afterwards
 (see nlp4keras.layers.kv_cache), `Input-Segment` [batch, new] for an encoder
-with segment embeddings (lm / unilm applications), then a key and a value
-cache per attention layer, `{layer}-Key-Cache` / `{layer}-Value-Cache`.
+with segment embeddings (lm / unilm applications); for a decoder with
+cross-attention (T5) `Input-Context-Mask` [batch, context length] and each
+cross-attention layer's projected context, `{layer}-Cross-Key` /
+`{layer}-Cross-Value` (computed once by `build_cross_model`); then a key and
+a value cache per self-attention layer, `{layer}-Key-Cache` /
+`{layer}-Value-Cache`.
 Outputs: the model's scores at the new tokens before its final activation
 (logits, also for a model that ends in a softmax), then the updated caches
 in the same order.
 
 Decoder-only families and the lm / unilm applications of the encoder
 families whose attention goes through `Transformer.attention` with absolute
-or rotary positions (bert, roberta, albert, roformer, roformer_v2) have one;
+or rotary positions (bert, roberta, albert, roformer, roformer_v2), and the
+T5 decoder (its relative bias taken at the new tokens' slots), have one;
 NEZHA's relative positions and GAU-alpha's gated attention units do not yet.
 """
 
 import keras
 
-from nlp4keras.layers.kv_cache import CachedAttention
+from nlp4keras.layers.kv_cache import CachedAttention, ProjectKeysValues
 from nlp4keras.models.applications import LM_Mask, UniLM_Mask
 
 
@@ -38,6 +43,11 @@ class CacheGraph:
         if getattr(transformer, "segment_vocab_size", 0) > 0:
             self.segment_ids = self._input("Input-Segment", (None,), "int32")
             self.leading.append(self.segment_ids)
+        self.context_mask = None
+        if getattr(transformer, "cross_attention", False):
+            self.context_mask = self._input("Input-Context-Mask", (None,), "int32")
+            self.leading.append(self.context_mask)
+        self.cross = {}  # cross-attention layer name -> [keys input, values input]
         self.caches = {}  # attention layer name -> [key cache input, value cache input]
         self.new_caches = {}  # attention layer name -> [new key cache, new value cache]
         self.calls = {}  # attention layer name -> how often the builder called it
@@ -46,21 +56,33 @@ class CacheGraph:
         return keras.Input(shape=shape, dtype=dtype, name=self.transformer.prefixed(name))
 
     def embedding_inputs(self):
-        """What the family's apply_embeddings takes: the ids, with the segment ids."""
+        """What the family's apply_embeddings takes: the ids, with the segment
+        ids, or after the context (whose mask stands for it: its keys and
+        values are inputs)."""
+        if self.context_mask is not None:
+            return [self.context_mask, self.token_ids]
         if self.segment_ids is None:
             return self.token_ids
         return [self.token_ids, self.segment_ids]
 
-    def attend(self, attention, inputs, arguments):
+    def attend(self, attention, inputs, arguments, cross=False):
         """`attention` called on `inputs` with its cache (inputs made here);
-        returns its output and keeps its new caches."""
+        returns its output and keeps its new caches. cross: over the context's
+        projected keys and values instead (inputs made here too)."""
         t, name = self.transformer, attention.name
+        heads = getattr(t, "num_key_value_heads", None) or t.num_attention_heads
+        sizes = {"Key": t.attention_key_size, "Value": t.attention_head_size}
+        if cross:
+            self.cross[name] = [
+                self._input(f"{name}-Cross-{part}", (None, heads, size), None)
+                for part, size in sizes.items()
+            ]
+            cache = self.cross[name] + [self.context_mask]
+            return CachedAttention(attention)(inputs, cache=cache, **arguments)
         calls = self.calls.get(name, 0)
         self.calls[name] = calls + 1
         if calls:  # a layer shared by several blocks (ALBERT): a cache per call
             name = f"{name}-{calls}"
-        heads = getattr(t, "num_key_value_heads", None) or t.num_attention_heads
-        sizes = {"Key": t.attention_key_size, "Value": t.attention_head_size}
         self.caches[name] = [
             self._input(f"{name}-{part}-Cache", (None, heads, size), None)
             for part, size in sizes.items()
@@ -78,7 +100,8 @@ class CacheGraph:
         if isinstance(output, (list, tuple)):
             raise NotImplementedError(f"{who}: the model must have one output, the LM head")
         names = list(self.caches)
-        inputs = self.leading + [tensor for name in names for tensor in self.caches[name]]
+        inputs = self.leading + [tensor for pair in self.cross.values() for tensor in pair]
+        inputs += [tensor for name in names for tensor in self.caches[name]]
         outputs = [output] + [tensor for name in names for tensor in self.new_caches[name]]
         return keras.Model(inputs, outputs, name=f"{self.transformer.name}_cached")
 
@@ -92,7 +115,8 @@ def build_cache_model(transformer):
         raise NotImplementedError(f"{who}: a model with layer_norm_cond")
     if transformer.position_mode == "relative" or getattr(transformer, "custom_position_ids", 0):
         raise NotImplementedError(f"{who}: relative or custom position ids")
-    if not isinstance(transformer, (LM_Mask, UniLM_Mask)):
+    causal = getattr(transformer, "cross_attention", False)  # a seq2seq decoder (T5)
+    if not (causal or isinstance(transformer, (LM_Mask, UniLM_Mask))):
         raise ValueError(
             f"{who}: a model that attends both ways has nothing to cache; build it with "
             "application='lm' or 'unilm' (or use a decoder family)"
@@ -112,3 +136,14 @@ def build_cache_model(transformer):
     finally:
         transformer.cache_graph = None
         transformer.inputs, transformer.attention_bias, transformer.position_bias = saved
+
+
+def build_cross_model(transformer, names):
+    """context [batch, length, hidden] -> the keys and values of each
+    cross-attention layer in `names`, in that order (the decoding graph's
+    `{name}-Cross-Key` / `-Cross-Value` inputs)."""
+    context = keras.Input(shape=(None, transformer.hidden_size), name="Input-Context")
+    outputs = []
+    for name in names:
+        outputs += ProjectKeysValues(transformer.layers[name])(context)
+    return keras.Model(context, outputs, name=f"{transformer.name}_cross_keys_values")

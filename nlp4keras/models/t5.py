@@ -167,10 +167,12 @@ class T5_Base(Transformer):
     def dropout(self, x, name):
         return self.apply(inputs=x, layer=keras.layers.Dropout, rate=self.dropout_rate, name=name)
 
-    def relative_position(self, q, k, bidirectional):
-        """The stack's `{stack}-Embedding-Relative-Position` bias of q over k."""
+    def relative_position(self, q, k, bidirectional, query_positions=None):
+        """The stack's `{stack}-Embedding-Relative-Position` bias of q over k
+        (query_positions: the queries' positions, [batch, q_len])."""
         return self.apply(
             inputs=[q, k],
+            arguments=None if query_positions is None else {"query_positions": query_positions},
             layer=RelativePositionEmbeddingT5,
             input_dim=self.relative_attention_num_buckets,
             output_dim=self.num_attention_heads,
@@ -246,6 +248,7 @@ class T5_Decoder(T5_Base):
     feed-forward, each pre-norm with a residual."""
 
     stack = "Decoder"
+    cross_attention = True
 
     def get_inputs(self):
         context = keras.Input(
@@ -271,6 +274,8 @@ class T5_Decoder(T5_Base):
         return super().apply_embeddings(tokens)
 
     def compute_attention_bias(self, inputs=None):
+        if self.cache_graph is not None:
+            return None  # the attention layers mask from their caches
         if self.attention_bias is None:
             self.attention_bias = self.apply(
                 inputs=self.tokens, layer=LMMask, name="Decoder-Attention-LM-Mask"
@@ -280,16 +285,21 @@ class T5_Decoder(T5_Base):
     def compute_position_bias(self, inputs=None):
         """(self-attention bias, cross-attention bias): one layer, unidirectional."""
         if self.position_bias is None:
-            self.position_bias = (
-                self.relative_position(self.tokens, self.tokens, False),
-                self.relative_position(self.tokens, self.context, False),
-            )
+            graph = self.cache_graph
+            if graph is None:
+                own = self.relative_position(self.tokens, self.tokens, False)
+                cross = self.relative_position(self.tokens, self.context, False)
+            else:  # decoding: own keys are cache slots, the context's are 0..length-1
+                own = self.relative_position(self.tokens, graph.key_mask, False, graph.slots)
+                cross = self.relative_position(self.tokens, self.context, False, graph.position_ids)
+            self.position_bias = (own, cross)
         return self.position_bias
 
     def attention_inputs(self, x, context=None):
         own, cross = self.compute_position_bias()
         if context is None:
-            return [self.compute_attention_bias(), own], {}
+            mask = self.compute_attention_bias()  # None in the decoding graph
+            return ([] if mask is None else [mask]) + [own], {}
         return ([cross] if self.cross_position_bias else []), {}
 
     def apply_main_layers(self, inputs, index):
@@ -339,6 +349,12 @@ class T5(T5_Base):
         kwargs.update(layers=self.layers, version=self.version)
         self._encoder = T5_Encoder(name=f"{name}_Encoder" if name else "Encoder", **kwargs)
         self._decoder = T5_Decoder(name=f"{name}_Decoder" if name else "Decoder", **kwargs)
+
+    @property
+    def decoder_stack(self):
+        """The decoder `Transformer` (its `.model` is `.decoder`): what
+        nlp4keras.generation.CachedGenerator builds its decoding graph from."""
+        return self._decoder
 
     def build(self, **kwargs):
         if self.built:

@@ -354,8 +354,9 @@ class Transformer(CheckpointIO):
         kv = x if context is None else context
         if self.cache_graph is not None:  # the decoding graph: the layer with its cache
             return self.cache_graph.attend(
-                self.layers[self.prefixed(name)], [x, kv, kv] + inputs, arguments
-            )
+                self.layers[self.prefixed(name)], [x, kv, kv] + inputs, arguments,
+                cross=context is not None,
+            )  # fmt: skip
         return self.apply(
             inputs=[x, kv, kv] + inputs,
             layer=MultiHeadAttention,
