@@ -94,22 +94,28 @@ def test_prompt_scores_equal_the_model_at_every_position(application):
         bidirectional=application == "unilm", new_segment=1,
     )  # fmt: skip
     caches = [np.zeros((1, batch.length) + tuple(c.shape[2:]), "float32")
-              for c in generator.model.inputs[5:]]  # fmt: skip
+              for c in generator.model.inputs if c.name.endswith("-Cache")]  # fmt: skip
     cached = generator.model.predict(batch.first_inputs() + caches, verbose=0)[0]
     expected = transformer.model.predict([np.array([source]), np.zeros((1, 5))], verbose=0)
     np.testing.assert_allclose(cached[0, -5:], expected[0], atol=1e-5)
 
 
 @pytest.mark.parametrize(
-    "model, application, error, pattern",
+    "model, application, extra, error, pattern",
     [
-        ("nezha", "unilm", NotImplementedError, r"relative or custom position ids"),
-        ("gau_alpha", "unilm", NotImplementedError, r"its attention layers take no cache"),
-        ("bert", "encoder", TypeError, r"application='lm' or 'unilm'"),
+        ("nezha", "unilm", {"max_relative_position": 16}, NotImplementedError, r"relative"),
+        ("gau_alpha", "unilm", {}, NotImplementedError, r"its attention layers take no cache"),
+        ("bert", "encoder", {}, TypeError, r"application='lm' or 'unilm'"),
+        ("bert", "lm", {"residual_attention_scores": True}, NotImplementedError, r"RealFormer"),
+        ("bert", "unilm", {"with_pool": True}, ValueError, r"only output must be the LM head"),
     ],
 )
-def test_families_without_a_cache_path_are_refused(model, application, error, pattern):
-    extra = {"max_relative_position": 16} if model == "nezha" else {}
+def test_what_has_no_cache_path_is_refused(model, application, extra, error, pattern):
     transformer = build(model, application, **extra)
     with pytest.raises(error, match=pattern):
         CachedGenerator(transformer)
+
+
+def test_start_id_is_refused_outside_t5():
+    with pytest.raises(ValueError, match=r"`start_id` is a T5 decoder's first token"):
+        CachedGenerator(build("bert", "unilm"), start_id=1)

@@ -43,15 +43,22 @@ from nlp4keras.snippets.last_token import MIN_LENGTH_BUCKET, bucket
 class CachedGenerator:
     """Greedy, sampled or beam-search generation with a key/value cache for a
     language-model `Transformer` or a `T5` (built with
-    `return_keras_model=False`); start_id: the first token of a T5's decoder."""
+    `return_keras_model=False`); start_id: the first token of a T5's decoder
+    (default 0, T5's; only for a T5)."""
 
-    def __init__(self, transformer, start_id=0):
+    def __init__(self, transformer, start_id=None):
         who = "CachedGenerator"
         self._encoder = None  # T5: the encoder model; the prompts are its sources
         if isinstance(transformer, T5):
             self._encoder, transformer = transformer.encoder, transformer.decoder_stack
             self.start_id = validation.integer(
-                start_id, "start_id", who, minimum=0, below=transformer.vocab_size
+                0 if start_id is None else start_id, "start_id", who, minimum=0,
+                below=transformer.vocab_size,
+            )  # fmt: skip
+        elif start_id is not None:
+            raise ValueError(
+                f"{who}: `start_id` is a T5 decoder's first token; a language model continues "
+                "its prompts (put a start token in them)"
             )
         elif not isinstance(transformer, (LM_Mask, UniLM_Mask)):
             validation.instance(
@@ -91,15 +98,15 @@ class CachedGenerator:
         who = "CachedGenerator.generate"
         if compiled is not None:
             compiled = validation.boolean(compiled, "compiled", who)
-        prompts, batch, rules, choice = self._prepare(
-            who, prompts, max_new_tokens, end_id, sample, topk, topp, temperature, seed,
-            repetition_penalty, min_new_tokens,
-        )  # fmt: skip
-        if compiled and (self._compiled is None or sample):
+        if compiled and (self._compiled is None or validation.boolean(sample, "sample", who)):
             raise ValueError(
                 f"{who}: compiled=True runs greedy decoding on JAX only (backend: "
                 f"{keras.backend.backend()}, sample={sample})"
             )
+        prompts, batch, rules, choice = self._prepare(
+            who, prompts, max_new_tokens, end_id, sample, topk, topp, temperature, seed,
+            repetition_penalty, min_new_tokens,
+        )  # fmt: skip
         if compiled is not False and self._compiled is not None and not sample:
             seen = rules.initial_seen(prompts)
             caches = self._empty_caches(batch)
@@ -160,8 +167,7 @@ class CachedGenerator:
             statics = self._context_inputs(prompts)
             prompts = [[self.start_id] for _ in prompts]
         batch = PromptBatch(
-            prompts, max_new_tokens, self.transformer.pad_token_id,
-            getattr(self.transformer, "max_position", None), who,
+            prompts, max_new_tokens, self.transformer.pad_token_id, self._max_positions(), who,
             bidirectional=self._unilm, new_segment=self._new_segment,
             unmask_first=self._encoder is not None, statics=statics,
         )  # fmt: skip
@@ -169,15 +175,24 @@ class CachedGenerator:
         choice = (sample, topk, topp, temperature, uniform, max_new_tokens)
         return prompts, batch, rules, choice
 
+    def _max_positions(self):
+        """The longest prompt + output the model's position table holds (None:
+        no table, e.g. rotary or relative positions)."""
+        t = self.transformer
+        if not getattr(t, "absolute_positions", False):
+            return None
+        return t.layers[t.prefixed("Embedding-Position")].max_positions
+
     def _context_inputs(self, sources):
         """T5: [context mask, then each cross-attention layer's keys and values]
-        of the sources, right-padded with the pad id 0 (the encoder masks it
+        of the sources, right-padded with the pad id (the encoder masks it
         except at position 0, as bert4keras')."""
+        pad_id = self.transformer.pad_token_id or 0
         length = bucket(max(len(source) for source in sources), MIN_LENGTH_BUCKET)
-        token_ids = np.zeros((len(sources), length), "int32")
+        token_ids = np.full((len(sources), length), pad_id, "int32")
         for row, source in enumerate(sources):
             token_ids[row, : len(source)] = source
-        mask = (token_ids != 0).astype("int32")
+        mask = (token_ids != pad_id).astype("int32")
         mask[:, 0] = 1
         context = self._encoder.predict_on_batch(token_ids)
         keys_values = self._cross_model.predict_on_batch(context)

@@ -52,8 +52,10 @@ class CacheGraph:
         self.new_caches = {}  # attention layer name -> [new key cache, new value cache]
         self.calls = {}  # attention layer name -> how often the builder called it
 
-    def _input(self, name, shape, dtype):
-        return keras.Input(shape=shape, dtype=dtype, name=self.transformer.prefixed(name))
+    def _input(self, name, shape, dtype, prefixed=False):
+        """An input of the graph (`prefixed`: the name holds the model's prefix already)."""
+        name = name if prefixed else self.transformer.prefixed(name)
+        return keras.Input(shape=shape, dtype=dtype, name=name)
 
     def embedding_inputs(self):
         """What the family's apply_embeddings takes: the ids, with the segment
@@ -72,9 +74,10 @@ class CacheGraph:
         t, name = self.transformer, attention.name
         heads = getattr(t, "num_key_value_heads", None) or t.num_attention_heads
         sizes = {"Key": t.attention_key_size, "Value": t.attention_head_size}
+        dtype = attention.compute_dtype  # float16 caches under mixed precision
         if cross:
             self.cross[name] = [
-                self._input(f"{name}-Cross-{part}", (None, heads, size), None)
+                self._input(f"{name}-Cross-{part}", (None, heads, size), dtype, prefixed=True)
                 for part, size in sizes.items()
             ]
             cache = self.cross[name] + [self.context_mask]
@@ -84,7 +87,7 @@ class CacheGraph:
         if calls:  # a layer shared by several blocks (ALBERT): a cache per call
             name = f"{name}-{calls}"
         self.caches[name] = [
-            self._input(f"{name}-{part}-Cache", (None, heads, size), None)
+            self._input(f"{name}-{part}-Cache", (None, heads, size), dtype, prefixed=True)
             for part, size in sizes.items()
         ]
         cache = self.caches[name] + [self.slots, self.key_mask]
@@ -97,8 +100,12 @@ class CacheGraph:
         who = f"cached decoding of {type(self.transformer).__name__}"
         if not self.caches:
             raise NotImplementedError(f"{who}: its attention layers take no cache")
-        if isinstance(output, (list, tuple)):
-            raise NotImplementedError(f"{who}: the model must have one output, the LM head")
+        vocab = self.transformer.vocab_size
+        if isinstance(output, (list, tuple)) or len(output.shape) != 3 or output.shape[-1] != vocab:
+            raise ValueError(
+                f"{who}: the model's only output must be the LM head's scores [batch, length, "
+                f"{vocab}] (with_mlm / with_lm on, no pooler), got {output!r:.120}"
+            )
         names = list(self.caches)
         inputs = self.leading + [tensor for pair in self.cross.values() for tensor in pair]
         inputs += [tensor for name in names for tensor in self.caches[name]]
@@ -115,13 +122,18 @@ def build_cache_model(transformer):
         raise NotImplementedError(f"{who}: a model with layer_norm_cond")
     if transformer.position_mode == "relative" or getattr(transformer, "custom_position_ids", 0):
         raise NotImplementedError(f"{who}: relative or custom position ids")
-    causal = getattr(transformer, "cross_attention", False)  # a seq2seq decoder (T5)
-    if not (causal or isinstance(transformer, (LM_Mask, UniLM_Mask))):
+    if transformer.residual_attention_scores:
+        raise NotImplementedError(f"{who}: residual_attention_scores (RealFormer)")
+    seq2seq_decoder = getattr(transformer, "cross_attention", False)  # T5's decoder
+    if not (seq2seq_decoder or isinstance(transformer, (LM_Mask, UniLM_Mask))):
         raise ValueError(
             f"{who}: a model that attends both ways has nothing to cache; build it with "
             "application='lm' or 'unilm' (or use a decoder family)"
         )
     saved = (transformer.inputs, transformer.attention_bias, transformer.position_bias)
+    saved_tensors = {
+        k: vars(transformer)[k] for k in ("tokens", "context") if k in vars(transformer)
+    }
     graph = CacheGraph(transformer)
     transformer.cache_graph = graph
     transformer.attention_bias = transformer.position_bias = None
@@ -136,6 +148,7 @@ def build_cache_model(transformer):
     finally:
         transformer.cache_graph = None
         transformer.inputs, transformer.attention_bias, transformer.position_bias = saved
+        vars(transformer).update(saved_tensors)  # T5 keeps its stack's tensors
 
 
 def build_cross_model(transformer, names):
