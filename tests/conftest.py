@@ -34,6 +34,20 @@ def minilm_dir():
 
 
 @pytest.fixture(scope="session")
+def smollm2_reference():
+    """(path of the real SmolLM2 GGUF, transformers' LlamaForCausalLM loaded
+    from it, its HF tokenizer): loaded once per run (about 15 s)."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    path = ASSETS / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        pytest.fail(f"SmolLM2 GGUF missing at {path}: run `make assets` (make test does)")
+    reference = LlamaForCausalLM.from_pretrained(path.parent, gguf_file=path.name).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    return path, reference, tokenizer
+
+
+@pytest.fixture(scope="session")
 def tiny_pretraining(tmp_path_factory):
     """A random BertForPreTraining (every head) saved three ways:
     safetensors, sharded safetensors, and a torch.save pytorch_model.bin."""

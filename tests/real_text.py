@@ -17,6 +17,11 @@ SOURCES = {
 }
 
 
+def strip_pos_tags(line):
+    """A People's Daily line without its `/POS` tags (and the spaces after them)."""
+    return _POS_TAG.sub("", line)
+
+
 def real_lines(sources=tuple(SOURCES)):
     """Non-blank lines of the named sources, in a fixed order."""
     lines = []
@@ -27,7 +32,7 @@ def real_lines(sources=tuple(SOURCES)):
             raise FileNotFoundError(f"{path} is missing: run `make assets`")
         for line in path.read_text(encoding="utf-8").splitlines():
             if tagged:
-                line = _POS_TAG.sub("", line)
+                line = strip_pos_tags(line)
             if line.strip():
                 lines.append(line.strip())
     return lines

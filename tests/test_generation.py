@@ -8,7 +8,6 @@ streaming, sampling, end tokens and bad input.
 """
 
 import tempfile
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,13 +15,12 @@ import pytest
 from families.decoder_cases import all_decoder_cases
 
 from nlp4keras.generation import CachedGenerator
+from nlp4keras.generation.prompts import PromptBatch
 from nlp4keras.models import build_transformer_model
 from nlp4keras.snippets import AutoRegressiveDecoder
 
 _FOLDER = tempfile.TemporaryDirectory(prefix="nlp4keras-generation-")
 CASES = {case.name: case for case in all_decoder_cases(_FOLDER.name)}
-SMOLLM2 = Path(__file__).resolve().parents[1] / ".assets" / "smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 class Uncached(AutoRegressiveDecoder):
@@ -106,6 +104,73 @@ def test_rules_equal_transformers_generate(name):
         for flag in compiled:
             got = generator.generate([prompt], 12, end_id=stops, compiled=flag, **rules)
             assert got == [expected], (name, flag)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_length_penalty_beam_search_equals_transformers(name):
+    """Beam search with a length penalty (finished beams pooled, ranked by
+    sum of log-probabilities / length ** penalty): transformers'
+    `generate(num_beams=3, length_penalty=...)`, cached and uncached; the
+    penalty changes the winner for some prompt (it is not ignored)."""
+    import torch
+
+    case = CASES[name]
+    transformer, reference = case.build(), _reference(case)
+    generator = CachedGenerator(transformer)
+    winners = {}
+    for prompt in prompts(transformer.vocab_size, lengths=(3, 5, 9), seed=9):
+        end_id = generator.generate([prompt], 10)[0][2]
+        uncached = Uncached(transformer.model, end_id=end_id, maxlen=10)
+        for penalty in (-1.5, 0.0, 2.0):
+            with torch.no_grad():
+                output = reference.generate(
+                    torch.tensor([prompt]), max_new_tokens=10, do_sample=False, num_beams=3,
+                    length_penalty=penalty, eos_token_id=end_id, pad_token_id=end_id,
+                )  # fmt: skip
+            expected = [int(i) for i in output[0, len(prompt) :]]
+            if end_id in expected:  # transformers pads after the end
+                expected = expected[: expected.index(end_id) + 1]
+            got = generator.beam_search(prompt, 3, 10, end_id=end_id, length_penalty=penalty)
+            assert got == expected, (name, prompt, penalty)
+            again = uncached.beam_search([prompt], topk=3, length_penalty=penalty)
+            assert [int(i) for i in again] == expected, (name, prompt, penalty)
+            winners.setdefault(tuple(prompt), set()).add(tuple(expected))
+    assert max(len(outputs) for outputs in winners.values()) > 1
+
+
+def teacher_forced(generator, prompt, continuation):
+    """The decoding graph's last-position scores after the prompt, then after
+    each token of `continuation` fed in turn; and the final caches."""
+    t = generator.transformer
+    batch = PromptBatch([prompt], len(continuation) + 1, t.pad_token_id, None, "test")
+    arrays, caches, rows = batch.first_inputs(), generator._empty_caches(batch), []
+    for step, token in enumerate([None] + continuation):
+        if token is not None:
+            arrays = batch.next_inputs(step - 1, np.array([token]))
+        scores, caches = generator._scores(arrays, caches, batch)
+        rows.append(scores[0])
+    return np.stack(rows), caches
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_cached_scores_close_to_float32(name, policy):
+    """Under mixed precision the caches hold the compute dtype and each
+    step's scores stay within 8 unit roundoffs (relative norm) of the
+    float32 decoding graph's (itself equal to the uncached model)."""
+    from nlp4keras.training import mixed_precision
+
+    case = CASES[name]
+    prompt, continuation = [3, 17, 8, 25, 4], [9, 30, 2, 14]
+    expected, _ = teacher_forced(CachedGenerator(case.build()), prompt, continuation)
+    with mixed_precision(policy):
+        generator = CachedGenerator(case.build())
+    got, caches = teacher_forced(generator, prompt, continuation)
+    assert {keras.backend.standardize_dtype(c.dtype) for c in caches} == {policy[len("mixed_") :]}
+    unit = {"mixed_bfloat16": 2.0**-8, "mixed_float16": 2.0**-11}[policy]
+    for step, (row, reference) in enumerate(zip(got, expected, strict=True)):
+        error = np.linalg.norm(row - reference) / np.linalg.norm(reference)
+        assert np.isfinite(row).all() and error <= 8 * unit, (name, policy, step, error)
 
 
 def test_compiled_loop_equals_step_loop(decoder):
@@ -204,18 +269,14 @@ def test_bad_input_is_named():
         CachedGenerator(encoder)
 
 
-def test_smollm2_batch_equals_transformers_generate():
+def test_smollm2_batch_equals_transformers_generate(smollm2_reference):
     """Three prompts of different lengths in one cached batch, 24 new tokens:
     each equal to transformers' greedy `generate` on the same GGUF."""
     import torch
-    from transformers import LlamaForCausalLM
 
     from nlp4keras.tokenizers import BpeTokenizer
 
-    path = SMOLLM2 / SMOLLM2_FILE
-    if not path.is_file():
-        pytest.fail(f"SmolLM2 GGUF missing at {path}: run `make assets` (make test does)")
-    reference = LlamaForCausalLM.from_pretrained(path.parent, gguf_file=path.name).eval()
+    path, reference, _ = smollm2_reference
     tokenizer = BpeTokenizer(path)
     texts = [
         "The capital of France is",

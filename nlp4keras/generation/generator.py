@@ -1,6 +1,6 @@
 """Cached, batched generation for the decoder-only families (gpt, gpt2,
 gpt2_ml, llama), the lm / unilm applications of the encoder families (bert,
-roberta, albert, roformer, roformer_v2) and T5 / mT5: the prompt is run
+roberta, albert, nezha, roformer, roformer_v2) and T5 / mT5: the prompt is run
 once, then each step feeds one token per row through the decoding graph
 (models/cache_graph.py) against per-layer key/value caches, instead of
 recomputing the whole prefix as bert4keras' `AutoRegressiveDecoder` does.
@@ -72,8 +72,7 @@ class CachedGenerator:
         names = [i.name for i in self.model.inputs]
         self._cache_inputs = [i for i in self.model.inputs if i.name.endswith("-Cache")]
         if self._encoder is not None:
-            cross = [name[: -len("-Cross-Key")] for name in names if name.endswith("-Cross-Key")]
-            self._cross_model = build_cross_model(transformer, cross)
+            self._cross_model = build_cross_model(transformer, self.model.cross_attention_names)
         has_segments = any(name.endswith("Input-Segment") for name in names)
         self._unilm = isinstance(transformer, UniLM_Mask)
         self._new_segment = (1 if self._unilm else 0) if has_segments else None
@@ -131,12 +130,14 @@ class CachedGenerator:
         return self._decode(*prepared)
 
     def beam_search(self, prompt, topk, max_new_tokens, end_id=None, min_ends=1, temperature=1.0,
-                    repetition_penalty=1.0, min_new_tokens=0):  # fmt: skip
+                    repetition_penalty=1.0, min_new_tokens=0, length_penalty=None):  # fmt: skip
         """The best continuation of one prompt (a list of ids) by bert4keras'
         beam search (AutoRegressiveDecoder.beam_search: `topk` beams, the
         highest sum of log-probabilities, finished when it ends with `end_id`
         (one id) holding `min_ends` of them), each beam a row of the cache,
-        reordered by its parent at every step."""
+        reordered by its parent at every step. length_penalty: finished
+        continuations compete across lengths by sum / length ** penalty, as
+        transformers' `generate(num_beams=topk, length_penalty=...)`."""
         who = "CachedGenerator.beam_search"
         end_id = validation.optional_integer(end_id, "end_id", who, minimum=0)
         prompts, batch, rules, _ = self._prepare(
@@ -144,7 +145,8 @@ class CachedGenerator:
             repetition_penalty, min_new_tokens,
         )  # fmt: skip
         beams = _CachedBeams(self, prompts[0], batch, rules, end_id, max_new_tokens)
-        return [int(i) for i in beams.beam_search([prompts[0]], topk, None, temperature, min_ends)]
+        best = beams.beam_search([prompts[0]], topk, None, temperature, min_ends, length_penalty)
+        return [int(i) for i in best]
 
     # ------------------------------------------------------------------ internals
 

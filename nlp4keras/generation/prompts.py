@@ -82,14 +82,11 @@ class PromptBatch:
     def next_inputs(self, step, next_ids):
         """The inputs that feed `next_ids` (the tokens chosen at `step`, from
         0); marks their slot in `key_mask`."""
-        slot = self.prompt_length + step
-        self.key_mask[:, slot] = 1 if self.pad_id is None else next_ids != self.pad_id
-        token_ids = np.asarray(next_ids, "int32")[:, None]
-        positions = (self.lengths + step)[:, None].astype("int32")
-        slots = np.full((self.rows, 1), slot, "int32")
-        inputs = [token_ids, positions, slots, self.key_mask]
-        if self.new_segment is not None:
-            inputs.append(np.full((self.rows, 1), self.new_segment, "int32"))
+        inputs = next_step_inputs(
+            np, self.key_mask, np.asarray(next_ids, "int32"), step, self.lengths,
+            self.prompt_length, self.pad_id, self.new_segment,
+        )  # fmt: skip
+        self.key_mask = inputs[3]
         return inputs
 
     def select(self, rows):
@@ -98,3 +95,20 @@ class PromptBatch:
         self.rows = len(rows)
         indices = keras.ops.convert_to_tensor(np.asarray(rows, "int32"))
         self.statics = [keras.ops.take(static, indices, axis=0) for static in self.statics]
+
+
+def next_step_inputs(xp, key_mask, ids, step, lengths, prompt_length, pad_id, new_segment):
+    """The decoding graph's inputs that feed `ids` [rows] (the tokens chosen
+    at `step`, from 0) for prompts of `lengths` left-padded to
+    `prompt_length`: [ids, positions, slots, key mask with their slot
+    marked (unless the pad id), (segments)]. `xp`: numpy (host loop) or
+    jax.numpy (the compiled loop; `step` may be traced)."""
+    rows, slot = ids.shape[0], prompt_length + step
+    real = xp.ones_like(ids) if pad_id is None else ids != pad_id
+    column = xp.arange(key_mask.shape[1])[None, :] == slot
+    key_mask = xp.where(column, real[:, None].astype(key_mask.dtype), key_mask)
+    inputs = [ids[:, None].astype("int32"), (lengths + step)[:, None].astype("int32")]
+    inputs += [xp.full((rows, 1), slot, "int32"), key_mask]
+    if new_segment is not None:
+        inputs.append(xp.full((rows, 1), new_segment, "int32"))
+    return inputs

@@ -5,6 +5,7 @@ whole greedy decode compiled as one `while_loop`."""
 import keras
 import numpy as np
 
+from nlp4keras.generation.prompts import next_step_inputs
 from nlp4keras.generation.scores import mark_seen
 
 
@@ -15,12 +16,8 @@ def step_runner(model):
     if backend == "jax":
         import jax
 
-        def scores_and_caches(variables, arrays, caches):
-            outputs, _ = model.stateless_call(*variables, arrays + caches, training=False)
-            return outputs[0][:, -1], outputs[1:]
-
         # the caches are donated: the step writes them in place
-        step = jax.jit(scores_and_caches, donate_argnums=(2,))
+        step = jax.jit(_stateless_step(model), donate_argnums=(2,))
         return lambda arrays, caches: step(_values(model), arrays, list(caches))
     if backend == "torch":
         import torch
@@ -60,6 +57,17 @@ def _direct_call(model):
     return lambda inputs: run_graph(inputs, operation_fn=direct)
 
 
+def _stateless_step(model):
+    """JAX: `(variables, arrays, caches) -> (float32 scores at the last
+    position, new caches)`, a pure function of the model's variables."""
+
+    def step(variables, arrays, caches):
+        outputs, _ = model.stateless_call(*variables, list(arrays) + list(caches), training=False)
+        return outputs[0][:, -1].astype("float32"), list(outputs[1:])
+
+    return step
+
+
 def _values(model):
     return (
         [v.value for v in model.trainable_variables],
@@ -92,11 +100,7 @@ class CompiledGreedy:
         import jax
         import jax.numpy as jnp
 
-        model, pad_id = self.model, self.pad_id
-
-        def forward(variables, arrays, caches):
-            outputs, _ = model.stateless_call(*variables, list(arrays) + caches, training=False)
-            return outputs[0][:, -1].astype("float32"), list(outputs[1:])
+        pad_id, forward = self.pad_id, _stateless_step(self.model)
 
         def choose(scores, seen, step):
             return jnp.argmax(rules.apply(jnp, scores, seen, step), axis=-1).astype("int32")
@@ -116,13 +120,10 @@ class CompiledGreedy:
 
             def next_token(state):
                 step, ids, caches, key_mask, seen, tokens, alive = state
-                slot = prompt_length + step - 1  # where the last chosen token goes
-                real = jnp.ones_like(ids) if pad_id is None else (ids != pad_id)
-                key_mask = key_mask.at[:, slot].set(real.astype(key_mask.dtype))
-                arrays = [ids[:, None], (lengths + step - 1)[:, None]]
-                arrays += [jnp.full((rows, 1), slot, "int32"), key_mask]
-                if new_segment is not None:
-                    arrays.append(jnp.full((rows, 1), new_segment, "int32"))
+                arrays = next_step_inputs(  # the tokens chosen at the previous step
+                    jnp, key_mask, ids, step - 1, lengths, prompt_length, pad_id, new_segment
+                )
+                key_mask = arrays[3]
                 scores, caches = forward(variables, arrays + statics, caches)
                 new = jnp.where(alive, choose(scores, seen, step), -1)
                 tokens = tokens.at[:, step].set(new)

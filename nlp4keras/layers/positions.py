@@ -83,6 +83,18 @@ class SinusoidalPositionEmbedding(Layer):
         return config
 
 
+def relative_distances(q_len, k_len, query_positions=None):
+    """[q_len, k_len] int32 key position - query position, keys at
+    0..k_len-1; queries at 0..q_len-1, or (decoding) at `query_positions`
+    [batch, q_len], the same in every row (cache slots: left padding shifts
+    queries and keys alike, so distances between real tokens are kept)."""
+    if query_positions is None:
+        queries = ops.arange(q_len, dtype="int32")
+    else:
+        queries = ops.cast(query_positions[0], "int32")
+    return ops.arange(k_len, dtype="int32")[None, :] - queries[:, None]
+
+
 def relative_sinusoid_table(max_distance, dim):
     """NEZHA's fixed table [2 * max_distance + 1, dim]: row r holds the
     interleaved sin/cos of position r (relative distance r - max_distance)."""
@@ -107,19 +119,20 @@ class RelativePositionEmbedding(Layer):
         self.max_distance = check.integer(max_distance, "max_distance", who, minimum=1)
         self._table = relative_sinusoid_table(self.max_distance, self.output_dim)
 
-    def call(self, inputs):
+    def call(self, inputs, query_positions=None):
+        """query_positions (decoding): as RelativePositionEmbeddingT5's."""
         q, k = inputs
-        q_ids = ops.arange(ops.shape(q)[1])[:, None]
-        k_ids = ops.arange(ops.shape(k)[1])[None, :]
-        distance = ops.clip(k_ids - q_ids, -self.max_distance, self.max_distance)
+        distance = relative_distances(ops.shape(q)[1], ops.shape(k)[1], query_positions)
+        distance = ops.clip(distance, -self.max_distance, self.max_distance)
         table = ops.convert_to_tensor(self._table, dtype=self.compute_dtype)
         return ops.take(table, distance + self.max_distance, axis=0)
 
     def compute_mask(self, inputs, mask=None):
         return None
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0][1], input_shape[1][1], self.output_dim)
+    def compute_output_spec(self, inputs, query_positions=None):
+        shape = (inputs[0].shape[1], inputs[1].shape[1], self.output_dim)
+        return keras.KerasTensor(shape, self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -180,11 +193,7 @@ class RelativePositionEmbeddingT5(Layer):
 
     def buckets(self, q_len, k_len, query_positions=None):
         """[q_len, k_len] bucket ids."""
-        if query_positions is None:
-            queries = ops.arange(q_len, dtype="int32")
-        else:  # the same in every row
-            queries = query_positions[0]
-        relative = ops.arange(k_len, dtype="int32")[None, :] - ops.cast(queries, "int32")[:, None]
+        relative = relative_distances(q_len, k_len, query_positions)
         table = ops.convert_to_tensor(self._table)
         if not self.bidirectional:
             return ops.take(table, ops.clip(-relative, 0, self.max_distance), axis=0)
@@ -223,6 +232,7 @@ __all__ = [
     "RelativePositionEmbeddingT5",
     "SinusoidalPositionEmbedding",
     "check_positions",
+    "relative_distances",
     "relative_sinusoid_table",
     "t5_bucket_table",
 ]

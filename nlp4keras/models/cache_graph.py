@@ -16,11 +16,13 @@ Outputs: the model's scores at the new tokens before its final activation
 (logits, also for a model that ends in a softmax), then the updated caches
 in the same order.
 
-Decoder-only families and the lm / unilm applications of the encoder
-families whose attention goes through `Transformer.attention` with absolute
-or rotary positions (bert, roberta, albert, roformer, roformer_v2), and the
-T5 decoder (its relative bias taken at the new tokens' slots), have one;
-NEZHA's relative positions and GAU-alpha's gated attention units do not yet.
+Decoder-only families, the lm / unilm applications of the encoder families
+whose attention goes through `Transformer.attention` (bert, roberta,
+albert, nezha, roformer, roformer_v2; NEZHA's and T5's relative positions
+taken between the new tokens' slots and the cache's) and the T5 decoder
+have one. GAU-alpha has none: its softmax_plus scales every query's scores
+by log(number of keys), so the states of a prefix change as the text grows
+and a cache of them could not equal the model.
 """
 
 import keras
@@ -110,7 +112,9 @@ class CacheGraph:
         inputs = self.leading + [tensor for pair in self.cross.values() for tensor in pair]
         inputs += [tensor for name in names for tensor in self.caches[name]]
         outputs = [output] + [tensor for name in names for tensor in self.new_caches[name]]
-        return keras.Model(inputs, outputs, name=f"{self.transformer.name}_cached")
+        model = keras.Model(inputs, outputs, name=f"{self.transformer.name}_cached")
+        model.cross_attention_names = tuple(self.cross)  # for build_cross_model
+        return model
 
 
 def build_cache_model(transformer):
@@ -120,8 +124,8 @@ def build_cache_model(transformer):
         raise ValueError(f"{who}: build the model first, the decoding graph reuses its layers")
     if transformer.layer_norm_conds[0] is not None:
         raise NotImplementedError(f"{who}: a model with layer_norm_cond")
-    if transformer.position_mode == "relative" or getattr(transformer, "custom_position_ids", 0):
-        raise NotImplementedError(f"{who}: relative or custom position ids")
+    if getattr(transformer, "custom_position_ids", 0):
+        raise NotImplementedError(f"{who}: custom position ids")
     if transformer.residual_attention_scores:
         raise NotImplementedError(f"{who}: residual_attention_scores (RealFormer)")
     seq2seq_decoder = getattr(transformer, "cross_attention", False)  # T5's decoder

@@ -50,3 +50,11 @@ class GAU_alpha(RoFormerV2):
         return self.sublayer(
             inputs, lambda y: self.attention(y, index), self.block_name(index, self.attention_part)
         )
+
+    def build_cache_model(self):
+        raise NotImplementedError(
+            "cached decoding of GAU_alpha: its softmax_plus scales each query's scores by "
+            "log(number of keys in the text), so the states of a prefix change as the text "
+            "grows; cached keys and values could not equal the model. Decode it uncached "
+            "(AutoRegressiveDecoder)"
+        )

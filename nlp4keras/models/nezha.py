@@ -52,8 +52,14 @@ class NEZHA(BERT):
 
     def compute_position_bias(self, inputs=None):
         if self.position_bias is None:
+            queries = keys = self.inputs[0]  # the ids: only lengths matter
+            arguments = None
+            graph = self.cache_graph
+            if graph is not None:  # decoding: the new tokens' slots against the whole cache
+                keys, arguments = graph.key_mask, {"query_positions": graph.slots}
             self.position_bias = self.apply(
-                inputs=[self.inputs[0], self.inputs[0]],  # the ids: only lengths matter
+                inputs=[queries, keys],
+                arguments=arguments,
                 layer=RelativePositionEmbedding,
                 output_dim=self.attention_head_size,
                 max_distance=self.max_relative_position,

@@ -30,6 +30,7 @@ from nlp4keras import validation
 from nlp4keras.messages import warn_user
 from nlp4keras.snippets.arrays import softmax
 from nlp4keras.snippets.last_token import LastToken
+from nlp4keras.snippets.pooled_beams import pooled_beam_search
 
 _WRAPPED = "_nlp4keras_decoder_predict"
 
@@ -142,18 +143,26 @@ class AutoRegressiveDecoder:
 
     # ------------------------------------------------------------------ decoding
 
-    def beam_search(self, inputs, topk, states=None, temperature=1, min_ends=1):
+    def beam_search(self, inputs, topk, states=None, temperature=1, min_ends=1,
+                    length_penalty=None):  # fmt: skip
         """The best output of a beam search of width `topk` (the highest sum of
         log-probabilities), as an int array. An output is finished when it ends
         with end_id, holds at least `min_ends` end_ids and `minlen` tokens; the
         search stops when the best-scoring output is finished, or after
-        `maxlen` steps."""
+        `maxlen` steps. length_penalty (not in bert4keras): finished outputs
+        compete across lengths by sum / length ** length_penalty, as
+        transformers' beam search (snippets/pooled_beams.py; min_ends 1)."""
         who = f"{type(self).__name__}.beam_search"
         inputs = self._inputs(inputs, who)
         topk = validation.integer(topk, "topk", who, minimum=1)
         temperature = validation.real(temperature, "temperature", who, above=0)
         min_ends = validation.integer(min_ends, "min_ends", who, minimum=1)
         self._check_predict(who)
+        if length_penalty is not None:
+            length_penalty = validation.real(length_penalty, "length_penalty", who)
+            if min_ends != 1:
+                raise ValueError(f"{who}: length_penalty ends an output at its first end_id")
+            return pooled_beam_search(self, inputs, topk, states, temperature, length_penalty, who)
         output_ids, output_scores = self.first_output_ids, np.zeros(1)
         for step in range(self.maxlen):
             scores, states = self.predict(inputs, output_ids, states, temperature, "logits")

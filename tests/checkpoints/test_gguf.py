@@ -279,12 +279,10 @@ def test_reader_needs_neither_torch_nor_transformers(tiny):
 
 
 @pytest.fixture(scope="module")
-def smollm2():
-    path = SMOLLM2 / SMOLLM2_FILE
-    if not path.is_file():
-        pytest.fail(f"SmolLM2 GGUF missing at {path}: run `make assets` (make test does)")
-    state, config = transformers_load(path)
-    return path, state, config
+def smollm2(smollm2_reference):
+    path, model, _ = smollm2_reference
+    state = {name: value.detach().numpy() for name, value in model.state_dict().items()}
+    return path, state, model.config
 
 
 def test_smollm2_all_tensors_equal_transformers(smollm2):

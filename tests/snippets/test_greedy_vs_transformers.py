@@ -13,8 +13,6 @@ Both sides decode the same token ids (the prompts are encoded once, by
 nlp4keras' BpeTokenizer, and checked against transformers' tokenizer).
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from families.decoder_cases import HF_DECODERS, MODEL_NAMES, _hf_model
@@ -24,8 +22,6 @@ from nlp4keras.snippets import AutoRegressiveDecoder
 
 torch = pytest.importorskip("torch")
 
-SMOLLM2 = Path(__file__).resolve().parents[2] / ".assets" / "smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # (tests/test_generation.py runs more prompts through the cached path)
 PROMPTS = (
     "The capital of France is",
@@ -77,22 +73,10 @@ def test_tiny_models_greedy_equals_transformers_generate(name, tmp_path):
         assert decoder.generate(prompt) == expected, (name, prompt)
 
 
-@pytest.fixture(scope="module")
-def smollm2():
-    path = SMOLLM2 / SMOLLM2_FILE
-    if not path.is_file():
-        pytest.fail(f"SmolLM2 GGUF missing at {path}: run `make assets` (make test does)")
-    from transformers import AutoTokenizer, LlamaForCausalLM
-
-    reference = LlamaForCausalLM.from_pretrained(path.parent, gguf_file=path.name).eval()
-    hf_tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    return path, reference, hf_tokenizer
-
-
-def test_smollm2_greedy_equals_transformers_and_knows_paris(smollm2):
+def test_smollm2_greedy_equals_transformers_and_knows_paris(smollm2_reference):
     from nlp4keras.tokenizers import BpeTokenizer
 
-    path, reference, hf_tokenizer = smollm2
+    path, reference, hf_tokenizer = smollm2_reference
     tokenizer = BpeTokenizer(path)
     model = build_transformer_model(checkpoint_path=path, model="llama")
     end_id = tokenizer.token_to_id("<|im_end|>")
