@@ -16,11 +16,15 @@ export KERAS_HOME ?= $(CURDIR)/.keras_home
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: demo test install install-demo assets demo-assets bench clean
+.PHONY: demo fill-mask test install install-demo assets demo-assets bench clean
 
 # The demo needs nlp4keras with one backend (JAX) and the MiniLM weights.
 demo: install-demo demo-assets
 	$(BIN)/python examples/sentence_similarity.py
+
+# Our small Chinese BERT (models/zh-bert-tiny, in the repository) fills [MASK]s.
+fill-mask: install-demo
+	$(BIN)/python examples/fill_mask_chinese.py
 
 LINTED := nlp4keras tests scripts examples benchmarks _nlp4keras_startup.py
 
