@@ -1,6 +1,8 @@
 """`PretrainingDataset`: batches of examples for Keras `fit` on any backend,
 shuffled anew each epoch, with the examples' masks and splits drawn anew
-each epoch too."""
+each epoch too. In a multi-process JAX job (`initialize_multi_process`)
+each process yields only its own rows of every global batch, the rows
+Keras' JAX trainer expects from it when it assembles the global batch."""
 
 import keras
 import numpy as np
@@ -19,10 +21,20 @@ class PretrainingDataset(keras.utils.PyDataset):
     after reading a first batch to build the model: fit's first epoch is
     then `epoch + 1`, the same in every run). The last, shorter batch is dropped
     with drop_remainder=True (one batch shape: one JAX compilation).
-    `workers`, `use_multiprocessing`, `max_queue_size` go to PyDataset."""
+    `workers`, `use_multiprocessing`, `max_queue_size` go to PyDataset.
+
+    `batch_size` is the global batch (b rows). In a job of several
+    processes, process p of n (`process_index`, `process_count`) yields rows
+    [p * b / n, (p + 1) * b / n) of each batch: together they feed exactly
+    the batches of one process. Both None (default): this process' part
+    under the `keras.distribution` set when the dataset is built (so build
+    it after `set_distribution`), (0, 1) with none or one process. For `fit`
+    over several processes also set `distribution.auto_shard_dataset =
+    False`: Keras refuses other data than tf.data, which it splits itself."""
 
     def __init__(self, examples, batch_size=32, shuffle=True, seed=0, epoch=0,
-                 drop_remainder=False, **kwargs):  # fmt: skip
+                 drop_remainder=False, process_index=None, process_count=None,
+                 **kwargs):  # fmt: skip
         who = "PretrainingDataset"
         super().__init__(**kwargs)
         if not (hasattr(examples, "batch") and hasattr(examples, "__len__")):
@@ -38,6 +50,9 @@ class PretrainingDataset(keras.utils.PyDataset):
             raise ValueError(
                 f"{who}: {len(examples)} examples make no full batch of {self.batch_size}"
             )
+        self.process_index, self.process_count = _checked_share(
+            process_index, process_count, self.batch_size, len(examples), drop_remainder, who
+        )
         self._order_epoch, self._order = None, None
 
     def __len__(self):
@@ -56,8 +71,53 @@ class PretrainingDataset(keras.utils.PyDataset):
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"PretrainingDataset: batch {index} of {len(self)}")
-        indices = self.order(self.epoch)[index * self.batch_size : (index + 1) * self.batch_size]
-        return self.examples.batch(indices, self.epoch)
+        return self.epoch_batch(self.epoch, index)
+
+    def epoch_batch(self, epoch, index):
+        """`(inputs, labels)`: this process' rows of batch `index` of `epoch`."""
+        indices = self.order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        part = len(indices) // self.process_count  # the last batch too divides evenly
+        own = indices[self.process_index * part : (self.process_index + 1) * part]
+        return self.examples.batch(own, epoch)
 
     def on_epoch_end(self):
         self.epoch += 1
+
+
+def _process_share():
+    """`(process_index, process_count)`: this process' part of every global
+    batch under the current `keras.distribution`, the split Keras itself
+    gives a tf.data dataset. Process p of n feeds part p of n when each
+    process holds whole model replicas (data parallel); where a replica
+    spans several processes, those processes feed the same part (one per
+    replica). (0, 1) with no distribution or one process. Devices are
+    assumed in `keras.distribution.list_devices()` order (by process)."""
+    distribution = keras.distribution.distribution()
+    processes = getattr(distribution, "num_processes", 1)
+    if processes <= 1:
+        return 0, 1
+    return distribution.data_shard_id, min(distribution.num_model_replicas, processes)
+
+
+def _checked_share(index, count, batch_size, examples, drop_remainder, who):
+    """The (process_index, process_count) to use; the batches must split evenly."""
+    if (index is None) != (count is None):
+        raise ValueError(f"{who}: give both `process_index` and `process_count`, or neither")
+    source = ""
+    if count is None:
+        (index, count), source = _process_share(), " (from keras.distribution)"
+    else:
+        count = validation.integer(count, "process_count", who, minimum=1)
+        index = validation.integer(index, "process_index", who, minimum=0, below=count)
+    if batch_size % count:
+        raise ValueError(
+            f"{who}: `batch_size` ({batch_size}) must be a multiple of `process_count` "
+            f"({count}){source}: each process feeds batch_size / process_count rows"
+        )
+    rest = examples % batch_size
+    if rest % count and not drop_remainder:
+        raise ValueError(
+            f"{who}: the last batch has {rest} examples, not a multiple of `process_count` "
+            f"({count}){source}; pass drop_remainder=True"
+        )
+    return index, count

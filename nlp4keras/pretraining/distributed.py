@@ -10,8 +10,9 @@ token embeddings on the hidden axis, the q/k/v and feed-forward input
 kernels (and their biases) by columns, the attention and feed-forward output
 kernels by rows; every other weight is replicated. Batches are split over
 the "batch" axis. Several processes (hosts) join with
-`initialize_multi_process` before anything else runs; each then feeds its
-own part of every batch (see README.md, "Distributed training").
+`initialize_multi_process` before anything else runs; a `PretrainingDataset`
+built after `set_distribution` then yields only this process' rows of every
+global batch (see README.md, "Distributed training").
 """
 
 import keras

@@ -121,9 +121,7 @@ def _batch(dataset, position, step):
     """(inputs, labels) of `step`: batch step % n of epoch first_epoch + step // n."""
     epoch, index = divmod(step, position["batches_per_epoch"])
     epoch += position["first_epoch"]
-    size = position["batch_size"]
-    indices = dataset.order(epoch)[index * size : (index + 1) * size]
-    return dataset.examples.batch(indices, epoch)
+    return dataset.epoch_batch(epoch, index)  # this process' rows of it
 
 
 def current_learning_rate(optimizer):

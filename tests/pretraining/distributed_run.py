@@ -9,7 +9,7 @@ count (XLA_FLAGS) must be set before JAX starts:
 A run is `single` (no distribution), `data:N` (DataParallel on the first N
 devices) or `model:RxM` (ModelParallel, R replicas of M devices). With
 --coordinator, --num-processes and --process-id the process first joins a
-multi-process job and feeds its own rows of each batch.
+multi-process job; PretrainingDataset then yields its own rows of each batch.
 """
 
 import argparse
@@ -39,18 +39,33 @@ def initial_weights(model):
     ]
 
 
-def batches(process_id=0, num_processes=1):
-    """STEPS masked-LM batches ([token_ids, segment_ids], labels); this
-    process' rows of each (0 in labels: no loss)."""
-    rng = np.random.default_rng(0)
-    tokens = rng.integers(2, VOCAB, (STEPS, BATCH, LENGTH))
-    masked = rng.random(tokens.shape) < 0.25
-    inputs = np.where(masked, MASK_ID, tokens).astype("int32")
-    labels = np.where(masked, tokens, 0).astype("int32")
-    rows = slice(process_id * BATCH // num_processes, (process_id + 1) * BATCH // num_processes)
-    for step in range(STEPS):
-        x = inputs[step, rows]
-        yield [x, np.zeros_like(x)], labels[step, rows]
+class FixedExamples:
+    """STEPS * BATCH masked-LM examples drawn once (0 in labels: no loss), in
+    the interface of MlmExamples: `len()` and `batch(indices, epoch)`."""
+
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        tokens = rng.integers(2, VOCAB, (STEPS * BATCH, LENGTH))
+        masked = rng.random(tokens.shape) < 0.25
+        self.inputs = np.where(masked, MASK_ID, tokens).astype("int32")
+        self.labels = np.where(masked, tokens, 0).astype("int32")
+
+    def __len__(self):
+        return len(self.inputs)
+
+    def batch(self, indices, epoch=0):
+        x = self.inputs[indices]
+        return [x, np.zeros_like(x)], self.labels[indices]
+
+
+def batches():
+    """The STEPS shuffled batches of epoch 0; under a multi-process
+    distribution this process' rows of each (PretrainingDataset's default)."""
+    from nlp4keras.pretraining import PretrainingDataset
+
+    dataset = PretrainingDataset(FixedExamples(), batch_size=BATCH, seed=3)
+    share = np.array([dataset.process_index, dataset.process_count])
+    return [dataset[i] for i in range(len(dataset))], share
 
 
 def distribution(run):
@@ -68,7 +83,7 @@ def distribution(run):
     return model_parallel(devices[: replicas * model_size], model_axis_size=model_size)
 
 
-def train(run, process_id, num_processes):
+def train(run):
     import keras
     from jax.experimental import multihost_utils
 
@@ -86,8 +101,13 @@ def train(run, process_id, num_processes):
         optimizer=keras.optimizers.SGD(learning_rate=0.5),
         loss=keras.losses.SparseCategoricalCrossentropy(ignore_class=0),
     )
-    losses = [float(model.train_on_batch(x, y)) for x, y in batches(process_id, num_processes)]
-    result = {"losses": np.array(losses)}
+    data, share = batches()  # after set_distribution: its split
+    losses = [float(model.train_on_batch(x, y)) for x, y in data]
+    result = {"losses": np.array(losses), "share": share}
+    # the token ids of every process, in process order: the global batches
+    result["inputs"] = np.stack(
+        [multihost_utils.process_allgather(x[0], tiled=True) for x, _ in data]
+    )
     for index, weight in enumerate(model.weights):  # replicated or sharded: whole values
         whole = multihost_utils.process_allgather(weight.value, tiled=True)
         result[f"w{index}"] = np.asarray(whole)
@@ -113,7 +133,7 @@ def main():
     arrays = {}
     for run in args.runs:
         start = time.perf_counter()
-        result = train(run, args.process_id, args.num_processes)
+        result = train(run)
         result["seconds"] = np.array(time.perf_counter() - start)
         arrays.update({f"{run}.{key}": value for key, value in result.items()})
     np.savez(args.out, **arrays)

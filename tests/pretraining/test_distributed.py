@@ -1,13 +1,15 @@
 """keras.distribution on JAX with CPU devices emulated by XLA: a tiny BERT
 MLM trained for a few fixed batches on 1 device, DataParallel on 2 and 4,
 ModelParallel on a 2x2 mesh (data 2, model 2), and DataParallel over two processes
-joined on localhost, gives the same losses and final weights. Each setup
+joined on localhost (each fed its own rows of PretrainingDataset's batches),
+gives the same losses and final weights. Each setup
 runs in a subprocess (distributed_run.py): the device count is fixed when
 JAX starts. The subprocesses always run JAX, so the module runs in the JAX
 lane only."""
 
 import json
 import os
+import runpy
 import socket
 import subprocess
 import sys
@@ -25,6 +27,7 @@ if keras.backend.backend() != "jax":
     )
 
 from nlp4keras.models import build_transformer_model  # noqa: E402
+from nlp4keras.pretraining import PretrainingDataset  # noqa: E402
 from nlp4keras.pretraining.distributed import (  # noqa: E402
     check_sharding,
     data_parallel,
@@ -149,7 +152,12 @@ def test_data_parallel_replicates_every_weight(runs):
 
 
 def test_two_processes_match_one_process(runs):
+    # Each process trains on its own rows of the dataset's batches (the
+    # default split under the distribution), one process on whole batches.
     first, second = runs["process0"], runs["process1"]
+    assert first["data:4.share"].tolist() == [0, 2] and second["data:4.share"].tolist() == [1, 2]
+    assert runs["one"]["single.share"].tolist() == runs["split"]["data:4.share"].tolist() == [0, 1]
+    np.testing.assert_array_equal(first["data:4.inputs"], runs["one"]["single.inputs"])
     np.testing.assert_array_equal(first["data:4.losses"], second["data:4.losses"])
     _assert_same_training(first, "data:4", runs["split"], ref_run="data:4")
     _assert_same_training(second, "data:4", runs["one"])
@@ -158,6 +166,8 @@ def test_two_processes_match_one_process(runs):
 # Bad input, in this process (one device: the meshes below are only named).
 
 FAKE_DEVICES = [f"cpu:{i}" for i in range(3)]
+FOUR_DEVICES = [f"cpu:{i}" for i in range(4)]
+_EXAMPLES = runpy.run_path(str(RUNNER))["FixedExamples"]()  # the runner's 40 examples
 
 
 def _tiny(hidden, heads):
@@ -198,6 +208,35 @@ def test_bad_arguments_are_named():
         initialize_multi_process("localhost", 2, 0)
     with pytest.raises(ValueError, match=r"`process_id` must be an integer >= 0 and < 2, got 2"):
         initialize_multi_process("localhost:1234", 2, 2)
+
+
+def _processes(monkeypatch, distribution, count, index):
+    """`distribution` as this process (`index`) of a job of `count` sees it."""
+    monkeypatch.setattr(distribution, "_num_processes", count)
+    monkeypatch.setattr(distribution, "_process_id", index)
+    return distribution
+
+
+@pytest.mark.parametrize(
+    "make, processes, process, share",
+    [
+        (lambda: data_parallel(FAKE_DEVICES[:2]), 2, 1, (1, 2)),  # a replica per process
+        (lambda: model_parallel(FAKE_DEVICES[:2], 2), 2, 1, (0, 1)),  # one replica, 2 processes
+        (lambda: model_parallel(FOUR_DEVICES, 2), 4, 3, (1, 2)),  # 2 replicas over 4 processes
+        (lambda: data_parallel(FAKE_DEVICES[:2]), 1, 0, (0, 1)),
+    ],
+)
+def test_dataset_takes_this_process_share_of_each_batch(monkeypatch, make, processes, process,
+                                                        share):  # fmt: skip
+    distribution = _processes(monkeypatch, make(), processes, process)
+    with distribution.scope():
+        dataset = PretrainingDataset(_EXAMPLES, batch_size=4)
+        assert (dataset.process_index, dataset.process_count) == share
+        if share[1] > 1:
+            with pytest.raises(ValueError, match=r"`batch_size` \(3\) must be a multiple of "
+                               r"`process_count` \(2\) \(from keras.distribution\)"):  # fmt: skip
+                PretrainingDataset(_EXAMPLES, batch_size=3, drop_remainder=True)
+    assert PretrainingDataset(_EXAMPLES, batch_size=4).process_count == 1  # no distribution
 
 
 def test_other_backends_are_refused_with_what_to_use(monkeypatch):
