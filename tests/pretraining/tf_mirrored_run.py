@@ -75,6 +75,9 @@ def main():
 
     assert keras.backend.backend() == "tensorflow", keras.backend.backend()
     arrays = {}
+    # One strategy for both mirrored runs: in TF 2.21 a second MirroredStrategy in a
+    # process (CPU collectives) reuses collective instance keys, and the all-gather
+    # of sparse embedding gradients then fails with a shape mismatch.
     mirrored = tf.distribute.MirroredStrategy(devices)
     for run in ("one", "mirrored", "mirrored_fit"):
         began = time.perf_counter()
