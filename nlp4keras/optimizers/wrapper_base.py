@@ -180,7 +180,9 @@ def check_learning_rate(optimizer):
     works whatever the base class and however the rate was passed."""
     rate = getattr(optimizer, "_learning_rate", None)
     if isinstance(rate, keras.Variable):
-        value = float(ops.convert_to_numpy(rate.value))
+        # Through a tensor: under tf.distribute `rate.value` is a MirroredVariable,
+        # which numpy cannot read directly.
+        value = float(ops.convert_to_numpy(ops.convert_to_tensor(rate)))
         shown = float(f"{value:.7g}")  # the float32 variable's digits, not its noise
         validation.real(shown, "learning_rate", type(optimizer).__name__, minimum=0)
 
