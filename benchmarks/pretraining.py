@@ -3,21 +3,23 @@ nlp4keras on JAX and on torch against an HF `BertForMaskedLM` loop.
 
 Usage (from the repo root):
 
-    python benchmarks/pretraining.py [--steps 10] [--impls jax torch hf]
+    python benchmarks/pretraining.py [--steps 10] [--impls jax torch hf jax-mp20 torch-mp20]
 
 Model: a small BERT (4 layers, hidden 256, 4 heads, FFN 1024, vocab 21128,
 dropout 0.1), randomly initialised on each side, with its MLM head (transform
 + LayerNorm + decoder tied to the token embeddings) over every position;
-batch 16 x 128 random token ids, 15 % of the positions labelled, the loss the
-mean cross-entropy over the labelled ones; AdamW (lr 1e-4, weight decay
-0.01), float32.
+batch 16 x 128 random token ids, 15 % of the positions labelled (at most 20
+a row), the loss the mean cross-entropy over the labelled ones; AdamW (lr
+1e-4, weight decay 0.01), float32.
 
 - hf: `transformers.BertForMaskedLM` (sdpa attention, train mode), labels
   -100 where unlabelled, `torch.optim.AdamW`; a step is forward, backward,
   `optimizer.step()`, `optimizer.zero_grad()`;
 - jax / torch: `nlp4keras.pretraining.pretraining_model("mlm", ...)` (logits
   head, `masked_crossentropy`, `MaskedAccuracy`, the AdamW wrapper); a step
-  is `model.train_on_batch`, as `pretrain` runs it.
+  is `model.train_on_batch`, as `pretrain` runs it;
+- jax-mp20 / torch-mp20: the same with `max_predictions=20`: the head and
+  the loss only at the labelled positions, gathered (the same loss).
 
 One subprocess per impl, one after another; each times its first step apart
 (JAX compiles there), runs 2 more, then times --steps steps. Prints the
@@ -46,15 +48,31 @@ from bench_common import machine_busy_s, torch_threads  # noqa: E402
 CONFIG = dict(vocab_size=21128, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
               intermediate_size=1024, max_position=512, dropout=0.1)  # fmt: skip
 BATCH, SEQ, LABELLED, LR, WEIGHT_DECAY, SEED = 16, 128, 0.15, 1e-4, 0.01, 1234
+MAX_PREDICTIONS = 20  # labels per row at most (BERT's max_predictions_per_seq at 128)
 MARKER = "@@RESULT@@ "
-IMPLS = {"jax": "jax", "torch": "torch", "hf": "torch"}  # impl: KERAS_BACKEND
+# impl: KERAS_BACKEND
+IMPLS = {"jax": "jax", "torch": "torch", "hf": "torch", "jax-mp20": "jax", "torch-mp20": "torch"}
 
 
 def make_batch():
     rng = np.random.default_rng(SEED)
     ids = rng.integers(1, CONFIG["vocab_size"], size=(BATCH, SEQ)).astype("int32")
-    labels = np.where(rng.random((BATCH, SEQ)) < LABELLED, ids, 0).astype("int32")
+    labelled = rng.random((BATCH, SEQ)) < LABELLED
+    labelled &= np.cumsum(labelled, axis=1) <= MAX_PREDICTIONS  # the first 20 of a row
+    labels = np.where(labelled, ids, 0).astype("int32")
     return ids, np.zeros_like(ids), labels
+
+
+def gathered(labels):
+    """(masked_positions, labels) of MAX_PREDICTIONS slots per row, as
+    `MlmExamples(..., max_predictions=20)` gives them."""
+    positions = np.zeros((BATCH, MAX_PREDICTIONS), "int32")
+    slot_labels = np.zeros_like(positions)
+    for row, row_labels in enumerate(labels):
+        where = np.flatnonzero(row_labels)
+        positions[row, : len(where)] = where
+        slot_labels[row, : len(where)] = row_labels[where]
+    return positions, slot_labels
 
 
 def hf_step():
@@ -85,7 +103,7 @@ def hf_step():
     return step
 
 
-def nlp4keras_step():
+def nlp4keras_step(max_predictions=None):
     import random
 
     from nlp4keras.pretraining import pretraining_model
@@ -99,17 +117,25 @@ def nlp4keras_step():
         intermediate_size=CONFIG["intermediate_size"], hidden_act="gelu",
         max_position=CONFIG["max_position"], dropout_rate=CONFIG["dropout"],
         optimizer_options=dict(learning_rate=LR, weight_decay_rate=WEIGHT_DECAY),
+        max_predictions=max_predictions,
     )  # fmt: skip
     ids, segments, labels = make_batch()
+    inputs = [ids, segments]
+    if max_predictions is not None:
+        positions, labels = gathered(labels)
+        inputs.append(positions)
 
     def step():
-        return float(model.train_on_batch([ids, segments], labels, return_dict=True)["loss"])
+        return float(model.train_on_batch(inputs, labels, return_dict=True)["loss"])
 
     return step
 
 
 def worker(impl, steps):
-    step = hf_step() if impl == "hf" else nlp4keras_step()
+    if impl == "hf":
+        step = hf_step()
+    else:
+        step = nlp4keras_step(MAX_PREDICTIONS if impl.endswith("-mp20") else None)
     start = time.perf_counter()
     losses = [step()]
     first = time.perf_counter() - start

@@ -12,7 +12,8 @@ from nlp4keras import validation
 
 class PretrainingDataset(keras.utils.PyDataset):
     """Batches `(inputs, labels)` of numpy arrays from `examples`
-    (`MlmExamples`, `LmExamples` or `UnilmExamples`).
+    (`MlmExamples`, `LmExamples` or `UnilmExamples`), as their `batch` makes
+    them (`MlmExamples` with max_predictions: the masked positions too).
 
     Epoch e visits the examples in the order `permutation(seed, e)` (or in
     order with shuffle=False); batch i of epoch e is the same in every run,

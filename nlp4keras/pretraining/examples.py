@@ -115,17 +115,48 @@ class MlmExamples(_Examples):
     """`[CLS] chunk [SEP]` (chunks of at most maxlen - 2 tokens), padded to
     `maxlen`; `example(index, epoch)` -> (token_ids, segment_ids, labels),
     whole-word masked by `whole_word_mask` with the generator
-    `example_rng(seed, epoch, index)`. Inputs: [token_ids, segment_ids]."""
+    `example_rng(seed, epoch, index)`. Inputs: [token_ids, segment_ids].
+
+    max_predictions=n (for `pretraining_model("mlm", max_predictions=n)`,
+    whose head runs at n positions only): `example` -> (token_ids,
+    segment_ids, masked_positions, labels), masked_positions the indices of
+    the labelled tokens in increasing order and labels theirs, both int32
+    (n,) padded with 0 (label 0: an empty slot, no loss); inputs: [token_ids,
+    segment_ids, masked_positions]. The masking is the same as without (same
+    seed, same masked inputs). n must be at least `most_masked()`, the most
+    tokens the masking can choose in one example: a smaller n is refused
+    here, so no example ever has more labels than slots and none is dropped."""
 
     def __init__(self, shards, vocab, maxlen=512, seed=0, rate=0.15, mask_fraction=0.8,
-                 random_fraction=0.1):  # fmt: skip
+                 random_fraction=0.1, max_predictions=None):  # fmt: skip
         super().__init__(shards, vocab, maxlen, seed, min_maxlen=3)
         self.rate = validation.real(rate, "rate", self.who, above=0, maximum=1)
         self.mask_fraction = validation.real(mask_fraction, "mask_fraction", self.who, 0, 1)
         self.random_fraction = validation.real(
             random_fraction, "random_fraction", self.who, 0, 1 - self.mask_fraction
         )
+        self.max_predictions = self._checked_max_predictions(max_predictions)
         self._index([document_chunks(shard, self.maxlen - 2) for shard in self.shards])
+
+    def most_masked(self):
+        """The most tokens `whole_word_mask` chooses in one example: it aims at
+        floor(rate * k + u) tokens (k <= maxlen - 2 maskable tokens, u in
+        [0, 1)), so at most floor(rate * (maxlen - 2)) + 1, and k at most."""
+        room = self.maxlen - 2
+        return min(int(np.floor(self.rate * room)) + 1, room)
+
+    def _checked_max_predictions(self, max_predictions):
+        if max_predictions is None:
+            return None
+        value = validation.integer(max_predictions, "max_predictions", self.who, minimum=1)
+        most = self.most_masked()
+        if value < most:
+            raise ValueError(
+                f"{self.who}: `max_predictions` ({value}) is below the {most} tokens masking can "
+                f"choose in one example (rate={self.rate}, maxlen={self.maxlen}): give at least "
+                f"{most} (masking is never cut to fit, and no label is dropped)"
+            )
+        return value
 
     def example(self, index, epoch=0):
         index = self._checked_index(index)
@@ -136,7 +167,22 @@ class MlmExamples(_Examples):
         cls, sep, none = [self.vocab.cls_id], [self.vocab.sep_id], [IGNORED_LABEL]
         token_ids = _padded([cls, inputs, sep], self.maxlen)
         segment_ids = np.zeros(self.maxlen, np.int32)
-        return token_ids, segment_ids, _padded([none, labels, none], self.maxlen)
+        labels = _padded([none, labels, none], self.maxlen)
+        if self.max_predictions is None:
+            return token_ids, segment_ids, labels
+        return (token_ids, segment_ids, *self.predictions(labels, index))
+
+    def predictions(self, labels, index=None):
+        """(masked_positions, labels) of max_predictions slots from an
+        example's full-length labels (see the class docstring)."""
+        positions = np.flatnonzero(labels != IGNORED_LABEL)
+        if len(positions) > self.max_predictions:  # most_masked() rules it out
+            raise ValueError(
+                f"{self.who}: example {index} has {len(positions)} masked tokens, more than "
+                f"max_predictions={self.max_predictions}"
+            )
+        n = self.max_predictions
+        return _padded([positions], n), _padded([labels[positions]], n)
 
 
 class LmExamples(_Examples):

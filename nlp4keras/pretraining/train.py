@@ -37,6 +37,9 @@ def parser():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--maxlen", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="masking, splits and batch order")
+    p.add_argument("--max-predictions", type=int, default=None,
+                   help="mlm: the head only at this many masked positions per example "
+                        "(>= floor(0.15 x (maxlen - 2)) + 1; default: every position)")  # fmt: skip
     p.add_argument("--save-every", type=int, default=1000)
     p.add_argument("--optimizer", choices=list(OPTIMIZERS), default="adamw")
     p.add_argument("--lr", type=float, default=1e-4)
@@ -53,11 +56,17 @@ def parser():
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    mlm_options = {}
+    if args.max_predictions is not None:
+        if args.kind != "mlm":
+            p.error("--max-predictions applies to --kind mlm only")
+        mlm_options["max_predictions"] = args.max_predictions
     vocab = PretrainingVocab(args.vocab, do_lower_case=not args.cased)
     shard_paths = args.shards[0] if len(args.shards) == 1 else args.shards
     examples = EXAMPLES[args.kind](open_shards(shard_paths, vocab.vocab_size), vocab,
-                                   maxlen=args.maxlen, seed=args.seed)  # fmt: skip
+                                   maxlen=args.maxlen, seed=args.seed, **mlm_options)  # fmt: skip
     dataset = PretrainingDataset(examples, batch_size=args.batch_size, seed=args.seed,
                                  drop_remainder=True)  # fmt: skip
     updates = args.steps // args.grad_accum
@@ -68,7 +77,7 @@ def main(argv=None):
     model = pretraining_model(args.kind, args.config, args.checkpoint, model=args.model,
                               optimizer=args.optimizer, optimizer_options=options,
                               policy=args.policy, recompute=args.recompute or None,
-                              vocab_size=vocab.vocab_size)  # fmt: skip
+                              vocab_size=vocab.vocab_size, **mlm_options)  # fmt: skip
     log = pretrain(model, dataset, args.out, args.steps, save_every=args.save_every,
                    resume=args.resume, verbose=0 if args.quiet else 1)  # fmt: skip
     print(f"step {int(log['step'][-1])}: loss {log['loss'][-1]:.4f}, "

@@ -35,6 +35,7 @@ import numpy as np
 
 from nlp4keras import validation
 from nlp4keras.pretraining.dataset import PretrainingDataset
+from nlp4keras.pretraining.models import model_max_predictions
 
 CHECKPOINTS, LOG, PLOT, FINAL_WEIGHTS = "checkpoints", "log.csv", "loss.png", "model.weights.h5"
 LOG_COLUMNS = ("step", "epoch", "loss", "accuracy", "lr")
@@ -57,6 +58,7 @@ def pretrain(model, dataset, out_dir, steps, save_every=1000, resume=False, keep
     if getattr(model, "optimizer", None) is None:
         raise ValueError(f"{who}: compile the model first (or build it with pretraining_model)")
     validation.instance(dataset, "dataset", PretrainingDataset, who)
+    _check_max_predictions(model, dataset, who)
     validation.instance(out_dir, "out_dir", (str, os.PathLike), who, what="a folder path")
     steps = validation.integer(steps, "steps", who, minimum=1)
     save_every = validation.integer(save_every, "save_every", who, minimum=1)
@@ -115,6 +117,17 @@ def pretrain(model, dataset, out_dir, steps, save_every=1000, resume=False, keep
             plot_loss(out_dir)
     model.save_weights(os.path.join(out_dir, FINAL_WEIGHTS))
     return read_log(out_dir)
+
+
+def _check_max_predictions(model, dataset, who):
+    """The model's head runs at the positions the examples give, or at all."""
+    given = getattr(dataset.examples, "max_predictions", None)
+    taken = model_max_predictions(model)
+    if given != taken:
+        raise ValueError(
+            f"{who}: the examples have max_predictions={given}, the model {taken}: pass the "
+            "same max_predictions to MlmExamples and pretraining_model"
+        )
 
 
 def _batch(dataset, position, step):
