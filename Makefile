@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 BACKENDS ?= jax torch tensorflow
 PYTEST_ARGS ?=
+# Test processes per backend (pytest-xdist); 0 runs the suite in this process.
+TEST_WORKERS ?= 2
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 # The CPU build of TensorFlow (the `tensorflow` wheel is 2.5x larger).
 TENSORFLOW ?= tensorflow-cpu
@@ -35,7 +37,7 @@ test: install assets
 	$(BIN)/ruff format --check $(LINTED)
 	@for backend in $(BACKENDS); do \
 		echo "=== tests on the $$backend backend ==="; \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest $(PYTEST_ARGS) || exit $$?; \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS) || exit $$?; \
 	done
 
 install-demo: $(VENV)/.installed-demo

@@ -18,12 +18,14 @@ def free_port():
 def run_together(commands, env, cwd, timeout, what):
     """Start every command of {name: argv} at once and wait for all within
     `timeout` seconds together; on a failure (or a timeout, which kills
-    them all) fail the test with each failure and the end of its stderr."""
+    them all) fail the test with each failure and the end of its stderr.
+    env: the environment of every command, or a function name -> environment."""
     started, processes = time.monotonic(), {}
     for name, command in commands.items():
         processes[name] = subprocess.Popen(
-            command, env=env, cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+            command, env=env(name) if callable(env) else env, cwd=cwd, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
     failures = []
     for name, process in processes.items():
         left = max(1, timeout - (time.monotonic() - started))

@@ -10,15 +10,13 @@ lane only."""
 import json
 import os
 import runpy
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from subprocess_jobs import free_port, run_together
 
 if keras.backend.backend() != "jax":
     pytest.skip(
@@ -56,45 +54,23 @@ def _environment(devices):
     )
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("localhost", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """{name: npz} of every setup, started together: 'one' (1 device),
     'split' (4 devices, SPLIT_RUNS) and 'process0' / 'process1' (2 devices
     each, one job of 4 devices)."""
     folder = tmp_path_factory.mktemp("distributed")
-    coordinator = f"localhost:{_free_port()}"
+    coordinator = f"localhost:{free_port()}"
     joined = ["--coordinator", coordinator, "--num-processes", "2", "--process-id"]
     jobs = {"one": (1, ["single"]), "split": (4, SPLIT_RUNS)}
     for i in range(2):
         jobs[f"process{i}"] = (2, ["data:4", *joined, str(i)])
-    started, processes = time.monotonic(), {}
-    for name, (devices, arguments) in jobs.items():
-        command = [sys.executable, str(RUNNER), str(folder / f"{name}.npz"), *arguments]
-        processes[name] = subprocess.Popen(
-            command, env=_environment(devices), cwd=REPO, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-    failures = []
-    for name, process in processes.items():
-        left = max(1, TIMEOUT - (time.monotonic() - started))
-        try:
-            _, stderr = process.communicate(timeout=left)
-        except subprocess.TimeoutExpired:
-            for other in processes.values():
-                other.kill()
-            _, stderr = process.communicate()
-            failures.append(f"{name}: still running after {TIMEOUT} s\n{stderr[-3000:]}")
-            continue
-        if process.returncode:
-            failures.append(f"{name}: exit code {process.returncode}\n{stderr[-3000:]}")
-    if failures:
-        pytest.fail("distributed_run.py failed:\n" + "\n".join(failures))
+    commands = {
+        name: [sys.executable, str(RUNNER), str(folder / f"{name}.npz"), *arguments]
+        for name, (_, arguments) in jobs.items()
+    }
+    environment = lambda name: _environment(jobs[name][0])  # noqa: E731
+    run_together(commands, environment, REPO, TIMEOUT, "distributed_run.py")
     return {name: dict(np.load(folder / f"{name}.npz")) for name in jobs}
 
 
