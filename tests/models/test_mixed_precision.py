@@ -124,9 +124,13 @@ def test_attention_softmax_runs_on_float32_logits(policy):
         layer.record_attention_probs = explicit
         output = keras.ops.cast(layer([inputs] * 3, mask=keras_mask), "float32")
         assert str(keras.backend.standardize_dtype(output.dtype)) == "float32"
-        # Rounding the probabilities and the output to half precision: < 1u.
-        error = relative_error(keras.ops.convert_to_numpy(output), expected)
-        assert error <= UNIT_ROUNDOFF[half(policy)], explicit
+        # Rounding the probabilities (each by <= u/2) and the output (<= u/2):
+        # first order, |error| <= u/2 (probs @ |x| + |expected|); with ~1% slack
+        # for second-order terms. (A flat 1u fails where the values cancel.)
+        error = np.linalg.norm(keras.ops.convert_to_numpy(output) - expected)
+        unit = UNIT_ROUNDOFF[half(policy)]
+        bound = unit / 2 * np.linalg.norm(probs @ np.abs(x_half) + np.abs(expected)) * 1.01
+        assert error <= bound, (explicit, error / bound)
     # Half-precision logits would be off by ~|logit| * u (~1e-2 here).
     recorded = keras.ops.convert_to_numpy(layer.recorded_attention_probs)[:, 0]
     assert np.abs(recorded - probs).max() <= 1e-5

@@ -52,6 +52,9 @@ UER = ("/root/kg/bert/uer/mixed_corpus_bert_base_model/", "tiny_bert/")
 NEZHA_GPT = "/root/kg/bert/chinese_nezha_gpt_L-12_H-768_A-12/"
 # The random split the QA/CWS scripts save one folder up: kept in the workspace.
 RANDOM_ORDER = ("'../random_order.json'", "'random_order.json'")
+# Decoders stop at 16 new tokens (an untrained tiny model never emits [SEP]).
+DECODE_16 = ("_token_end_id, maxlen=64)", "_token_end_id, maxlen=16)")
+TITLE_16 = ("_token_end_id, maxlen=32)", "_token_end_id, maxlen=16)")
 # The 12-layer models' last block -> the tiny model's.
 LAST_LAYER = ("bert_layers = 12", "bert_layers = 2")
 
@@ -413,6 +416,7 @@ EXAMPLES = {
             ("/root/ape210k/", "data/ape210k/"),
             ("batch_size = 32", "batch_size = 8"),
             ("epochs = 100", "epochs = 1"),
+            DECODE_16,
         ),
         data=(Data(data.ape210k, "data/ape210k"),),
         prints=(FIT_LOSS,),
@@ -425,6 +429,7 @@ EXAMPLES = {
             ("batch_size = 16", "batch_size = 8"),
             ("steps_per_epoch = 1000", "steps_per_epoch = 1"),
             ("epochs = 10000", "epochs = 1"),
+            TITLE_16,
         ),
         data=(THUCNEWS,),
         prints=(FIT_LOSS, "生成标题:"),
@@ -436,6 +441,7 @@ EXAMPLES = {
             CSL_PATH,
             ("batch_size = 16", "batch_size = 8"),
             ("epochs = 20", "epochs = 1"),
+            TITLE_16,
         ),
         data=(CSL,),
         prints=(FIT_LOSS,),
@@ -479,6 +485,7 @@ EXAMPLES = {
             ("batch_size = 64", "batch_size = 8"),
             ("steps_per_epoch = 1000", "steps_per_epoch = 1"),
             ("epochs = 10000", "epochs = 1"),
+            TITLE_16,
         ),
         data=(THUCNEWS,),
         prints=(FIT_LOSS, "生成标题:"),
