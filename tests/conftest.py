@@ -8,11 +8,13 @@ os.environ.setdefault("KERAS_HOME", str(REPO / ".keras_home"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # `make test` runs two test processes on the machine's cores: one compute
-    # thread each (and in the scripts they start), not two each fighting.
-    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+    # `make test` runs two test processes on the machine's cores: one thread
+    # for each one's matmuls (and in the scripts they start), not two each
+    # fighting. (XLA drops flags after a bare `intra_op_parallelism_threads=1`,
+    # such as the device count a test appends, so only the Eigen flag.)
+    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         os.environ.setdefault(name, "1")
-    flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    flags = "--xla_cpu_multi_thread_eigen=false"
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
 
 import pytest  # noqa: E402
