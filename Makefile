@@ -10,6 +10,9 @@ PYTEST_ARGS ?= --durations=25
 # Test processes per backend (pytest-xdist). 0 (default): one process, which
 # measured faster on 2 cores (the frameworks already use both); try 2+ on more.
 TEST_WORKERS ?= 0
+# 1: tests marked backend_free run in the first backend's lane only, and the
+# cases of `spread` matrices in one lane each (tests/lanes.py); 0: all in all.
+TEST_SPLIT ?= 1
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 # The CPU build of TensorFlow (the `tensorflow` wheel is 2.5x larger).
 TENSORFLOW ?= tensorflow-cpu
@@ -36,9 +39,12 @@ LINTED := nlp4keras tests scripts examples benchmarks _nlp4keras_startup.py
 test: install assets
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
-	@for backend in $(BACKENDS); do \
+	@lane=0; lanes=$(words $(BACKENDS)); for backend in $(BACKENDS); do \
 		echo "=== tests on the $$backend backend ==="; \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS) || exit $$?; \
+		split=$$lane/$$lanes; [ "$(TEST_SPLIT)" = 1 ] || split=; \
+		KERAS_BACKEND=$$backend NLP4KERAS_TEST_LANE=$$split $(BIN)/python -m pytest \
+			-n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS) || exit $$?; \
+		lane=$$((lane + 1)); \
 	done
 
 install-demo: $(VENV)/.installed-demo

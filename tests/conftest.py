@@ -30,7 +30,31 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fixed"))
 
 import nlp4keras  # noqa: E402  (chooses the Keras backend before keras loads)
 
+# isort: split
+from lanes import BACKEND, current_lane, split_items  # noqa: E402
+
 ASSETS = REPO / ".assets"
+
+
+def pytest_collection_modifyitems(config, items):
+    """In a lane of `make test`, leave backend_free / spread tests to the
+    lane that runs them (lanes.py)."""
+    lane = current_lane()
+    if lane is None:
+        return
+    kept, left = split_items(items, *lane)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
+def pytest_report_header(config):
+    lane = current_lane()
+    if lane is not None:
+        return (
+            f"lane {lane[0] + 1} of {lane[1]} ({BACKEND}): backend_free tests run in lane 1, "
+            "spread cases in one lane each (unset NLP4KERAS_TEST_LANE to run all)"
+        )
 
 
 @pytest.fixture(scope="session")

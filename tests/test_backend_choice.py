@@ -11,6 +11,8 @@ import pytest
 
 from nlp4keras import _backend_choice
 
+pytestmark = pytest.mark.backend_free  # subprocesses choose their backend: one lane (lanes.py)
+
 PROBE = (
     "import nlp4keras, os, keras; print(os.environ.get('KERAS_BACKEND'), keras.backend.backend())"
 )

@@ -32,6 +32,8 @@ from real_text import real_lines
 from nlp4keras.checkpoints.errors import CheckpointError
 from nlp4keras.tokenizers import BpeTokenizer, TextError, TokenIdError
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 gguf = pytest.importorskip("gguf")
 
 ASSETS = Path(__file__).resolve().parents[1] / ".assets"

@@ -16,6 +16,8 @@ from demo_output import check
 
 from nlp4keras import _backend_choice
 
+pytestmark = pytest.mark.backend_free  # subprocesses choose their backend: one lane (lanes.py)
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "sentence_similarity.py"
 

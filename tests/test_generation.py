@@ -50,6 +50,7 @@ def decoder(request):
     return case, case.build()
 
 
+@pytest.mark.spread
 def test_cached_greedy_equals_uncached_for_a_batch_of_lengths(decoder):
     case, transformer = decoder
     batch = prompts(transformer.vocab_size)
@@ -60,6 +61,7 @@ def test_cached_greedy_equals_uncached_for_a_batch_of_lengths(decoder):
     assert CachedGenerator(transformer).generate(batch[1:2], max_new_tokens=10) == got[1:2]
 
 
+@pytest.mark.spread
 def test_cached_beam_search_equals_uncached(decoder):
     """bert4keras' beam search, the caches reordered by parent beam at every
     step, finished beams dropped: the same best output as recomputing."""
@@ -106,6 +108,7 @@ def test_rules_equal_transformers_generate(name):
             assert got == [expected], (name, flag)
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("name", ["gpt2", "llama"])
 def test_length_penalty_beam_search_equals_transformers(name):
     """Beam search with a length penalty (finished beams pooled, ranked by
@@ -193,6 +196,7 @@ def test_compiled_loop_equals_step_loop(decoder):
         assert generator.generate(batch, 10, compiled=True, **kwargs) == step_loop, case.name
 
 
+@pytest.mark.spread
 def test_stream_yields_each_step(decoder):
     """stream() yields every row's token per step, None once a row stopped;
     collected, it is what generate() returns."""
@@ -218,6 +222,7 @@ def test_a_masked_pad_id_is_masked_in_the_cache_too():
     assert CachedGenerator(transformer).generate(batch, max_new_tokens=8) == expected
 
 
+@pytest.mark.spread
 def test_each_row_stops_at_its_end_token(decoder):
     _, transformer = decoder
     batch = prompts(transformer.vocab_size, seed=1)
@@ -230,6 +235,7 @@ def test_each_row_stops_at_its_end_token(decoder):
         assert tokens == expected
 
 
+@pytest.mark.spread
 def test_sampling_is_reproducible_and_topk_one_is_greedy(decoder):
     _, transformer = decoder
     batch = prompts(transformer.vocab_size, seed=2)
@@ -271,6 +277,7 @@ def test_bad_input_is_named():
         CachedGenerator(encoder)
 
 
+@pytest.mark.spread
 def test_smollm2_batch_equals_transformers_generate(smollm2_reference):
     """Three prompts of different lengths in one cached batch, 24 new tokens:
     each equal to transformers' greedy `generate` on the same GGUF."""

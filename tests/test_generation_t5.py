@@ -52,6 +52,7 @@ def t5(request):
     return name, cross_position_bias, model, CachedGenerator(model)
 
 
+@pytest.mark.spread
 def test_cached_greedy_equals_uncached(t5):
     """A batch of sources of different lengths (padded, masked) at once."""
     _, _, model, generator = t5
@@ -60,6 +61,7 @@ def test_cached_greedy_equals_uncached(t5):
     assert generator.generate(batch, 8) == [uncached.generate(source)[:8] for source in batch]
 
 
+@pytest.mark.spread
 def test_cached_beam_search_equals_uncached(t5):
     _, _, model, generator = t5
     for source in sources(1, lengths=(5, 11)):
@@ -69,6 +71,7 @@ def test_cached_beam_search_equals_uncached(t5):
         assert got == uncached.generate(source, topk=3)
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_greedy_equals_transformers_generate(name):
     """Stock T5 (cross_position_bias=False; bert4keras' cross bias differs

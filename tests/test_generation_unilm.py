@@ -68,6 +68,7 @@ def case(request):
     return application, transformer, CachedGenerator(transformer)
 
 
+@pytest.mark.spread
 def test_cached_greedy_equals_uncached(case):
     application, transformer, generator = case
     batch = sources(0)
@@ -76,6 +77,7 @@ def test_cached_greedy_equals_uncached(case):
     assert generator.generate(batch, 9) == [uncached.generate(source) for source in batch]
 
 
+@pytest.mark.spread
 def test_cached_beam_search_equals_uncached(case):
     application, transformer, generator = case
     new_segment = 1 if application == "unilm" else 0
@@ -86,6 +88,7 @@ def test_cached_beam_search_equals_uncached(case):
         assert got == uncached.generate(source, topk=3)
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("application", ["unilm", "lm"])
 @pytest.mark.parametrize("model", ["bert", "nezha"])
 def test_prompt_scores_equal_the_model_at_every_position(model, application):

@@ -100,6 +100,7 @@ def completeness_gaps(model, x, rule, steps_list, baseline=None, baseline_probs=
 ORDERS = {"midpoint": 2, "trapezoid": 2, "left": 1, "right": 1}
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("rule", list(ORDERS))
 def test_integrated_gradients_completeness(rule):
     """Attributions sum to f(x) - f(0 embeddings) up to a gap that shrinks

@@ -14,6 +14,8 @@ from nlp4keras.migrate import REVIEWED_MARK, migrate_source, package
 from nlp4keras.migrate.api import K_TO_OPS
 from nlp4keras.migrate.imports import KERAS_MOVES
 
+pytestmark = pytest.mark.backend_free  # source rewriting: one lane (lanes.py)
+
 # What nlp4keras provides, pinned so the rule tests do not follow the package
 # as it grows (the real package is read in the `package` tests below).
 PINNED_K = frozenset(

@@ -26,6 +26,8 @@ from hypothesis import strategies as st
 
 from nlp4keras.tokenizers import SpTokenizer
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 ASSETS = Path(__file__).resolve().parents[1] / ".assets" / "sentencepiece"
 REAL_MODELS = ("bpe", "unigram")
 BOUNDARY = "\u2581"  # '▁'

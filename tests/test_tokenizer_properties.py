@@ -14,6 +14,8 @@ from nlp4keras.tokenizers import Tokenizer
 from nlp4keras.tokenizers.base import _truncate
 from nlp4keras.tokenizers.chars import is_special, stem
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # HF `tokenizers` and Python disagree on two kinds of code points, which the
 # HF comparison leaves out: (1) chars whose Unicode category changed after

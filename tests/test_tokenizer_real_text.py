@@ -9,6 +9,8 @@ from real_text import ASSETS, real_lines
 
 from nlp4keras.tokenizers import Tokenizer
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 VOCABS = {
     "bert_chinese": ASSETS / "bert_chinese" / "vocab.txt",
     "minilm": ASSETS / "minilm" / "vocab.txt",

@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from nlp4keras.tokenizers import Tokenizer, load_vocab, save_vocab
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 # -- corpus: gettext catalogs, Python docstrings, hand-written edge cases ---

@@ -285,6 +285,7 @@ def smollm2(smollm2_reference):
     return path, state, model.config
 
 
+@pytest.mark.backend_free
 def test_smollm2_all_tensors_equal_transformers(smollm2):
     """All 272 tensors (30 layers x 9, embeddings, final norm), tolerance 0."""
     path, state, _ = smollm2
@@ -296,6 +297,7 @@ def test_smollm2_all_tensors_equal_transformers(smollm2):
         assert reader.ggml_type("model.layers.0.input_layernorm.weight") == "F32"
 
 
+@pytest.mark.backend_free
 def test_smollm2_hf_config(smollm2):
     path, _, config = smollm2
     with GGUFCheckpointReader(path) as reader:
@@ -419,6 +421,7 @@ HOSTILE_HEADERS = {
 }
 
 
+@pytest.mark.backend_free
 @pytest.mark.parametrize("case", sorted(HOSTILE_HEADERS))
 def test_hostile_counts_fail_at_once_naming_the_field(case, tmp_path):
     """Checked in a subprocess with a deadline: a parser that trusts the count hangs."""

@@ -25,6 +25,8 @@ from nlp4keras.checkpoints.errors import CheckpointError
 from nlp4keras.checkpoints.sstable import build_table, read_table
 from nlp4keras.checkpoints.tf_bundle import TFCheckpointReader, write_tf_checkpoint
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "tf_bundle"
 DATA = ".data-00000-of-00001"
 WRITABLE_DTYPES = [

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from nlp4keras.checkpoints.errors import CheckpointError
 from nlp4keras.checkpoints.torch_bin import TorchBinReader
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 torch = pytest.importorskip("torch")
 
 FORMATS = ("zip", "legacy")

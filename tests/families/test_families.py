@@ -55,6 +55,7 @@ def test_outputs_equal_the_reference(name):
     assert not transformer.load_report.missing
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_google_checkpoint_round_trip_is_bit_exact(name, tmp_path):
     case = CASES[name]
@@ -87,6 +88,7 @@ def test_hf_export_loads_in_transformers_and_back(name, tmp_path):
     assert_same_weights(first, case.build(checkpoint_path=tmp_path, config_path=tmp_path))
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("name", FAMILY_CASES)
 def test_keras_save_and_load(name, tmp_path):
     case = CASES[name]
@@ -128,6 +130,7 @@ def _gradients(model, inputs):
     return [np.asarray(tf.convert_to_tensor(g)) for g in tape.gradient(total, variables)]
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("name", FAMILY_CASES)
 def test_recompute_gives_the_same_gradients(name):
     case = CASES[name]
@@ -140,6 +143,7 @@ def test_recompute_gives_the_same_gradients(name):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("name", FAMILY_CASES)
 @pytest.mark.parametrize("application", ["lm", "unilm"])
 def test_masks_hide_the_forbidden_tokens(name, application):
@@ -182,6 +186,7 @@ def test_layerwise_multipliers_find_every_familys_blocks():
             assert any(first in key for key in schedule), (name, schedule)
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("name", FAMILY_CASES)
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_close_to_float32(name, policy):

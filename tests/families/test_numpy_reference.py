@@ -26,6 +26,8 @@ from families.numpy_cases import (
 )
 from nlp4keras.checkpoints.tf_bundle import TFCheckpointReader
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 TINY = {
     "vocab_size": 61,
     "hidden_size": 30,

@@ -27,6 +27,8 @@ from nlp4keras.snippets import (
 )
 from nlp4keras.tokenizers import SpTokenizer, Tokenizer, TokenizerBase, load_vocab, save_vocab
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 ASSETS = Path(__file__).resolve().parents[2] / ".assets"
 TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "##b", "中", "hello"]
 VOCAB = {token: i for i, token in enumerate(TOKENS)}

@@ -9,6 +9,8 @@ import pytest
 
 from nlp4keras import validation as check
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 BAD = [
     # (check, value, keyword arguments, error class, message)
     (check.integer, "10", {}, check.InvalidType, r"f: `n` must be an integer, got '10' \(str\)"),

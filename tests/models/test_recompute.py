@@ -109,6 +109,7 @@ def assert_same_gradients(plain, recomputed, inputs):
     assert compared == len(plain.model.trainable_weights) == len(recomputed.model.trainable_weights)
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_same_outputs_and_gradients_as_the_plain_model(variant):
     plain, recomputed = build_pair(**VARIANTS[variant])

@@ -553,6 +553,7 @@ def test_table_lists_every_vendored_example():
     assert sorted(EXAMPLES) == EXAMPLE_NAMES
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("name, variant", list(_cases()))
 def test_example_runs(name, variant, tmp_path, tiny_bert, corpora):
     example = EXAMPLES[name]

@@ -6,6 +6,8 @@ import pytest
 
 from nlp4keras.pretraining import LmExamples, UnilmExamples, document_chunks
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 
 def token_stream(shard, sep_id):
     """A shard's documents end to end, each followed by [SEP] (the definition)."""

@@ -8,6 +8,8 @@ import pytest
 from nlp4keras.pretraining import MlmExamples, jieba_words, read_documents, whole_word_mask
 from nlp4keras.pretraining.masking import example_rng
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 
 @pytest.fixture(scope="module")
 def mlm(sample_shards, vocab):

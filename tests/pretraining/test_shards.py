@@ -18,6 +18,8 @@ from nlp4keras.pretraining import (
 )
 from nlp4keras.pretraining.shards import main
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 
 def random_shard(folder, vocab_size, n_tokens=1000, seed=0):
     rng = np.random.default_rng(seed)

@@ -10,16 +10,12 @@ import os
 import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
+from lanes import only_on
 from subprocess_jobs import run_together
 
-if keras.backend.backend() != "tensorflow":
-    pytest.skip(
-        f"tf.distribute runs on TensorFlow; this lane's backend is {keras.backend.backend()}",
-        allow_module_level=True,
-    )
+only_on("tensorflow", "tf.distribute runs on TensorFlow")
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

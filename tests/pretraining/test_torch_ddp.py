@@ -12,13 +12,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from lanes import only_on
 from subprocess_jobs import free_port, run_together
 
-if keras.backend.backend() != "torch":
-    pytest.skip(
-        f"DistributedDataParallel runs on torch; this lane's backend is {keras.backend.backend()}",
-        allow_module_level=True,
-    )
+only_on("torch", "DistributedDataParallel runs on torch")
 
 import torch  # noqa: E402
 

@@ -460,6 +460,7 @@ def _batch(length, rows, seed):
     return ids, segments
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("application", ["unilm", "lm"])
 def test_last_token_is_exact_last_position(application, unilm, lm):
     model = unilm if application == "unilm" else lm

@@ -63,6 +63,7 @@ def hf_greedy(model, prompt, new_tokens, end_id):
     return [int(i) for i in output[0, len(prompt) :]]
 
 
+@pytest.mark.spread
 @pytest.mark.parametrize("name", sorted(HF_DECODERS))
 def test_tiny_models_greedy_equals_transformers_generate(name, tmp_path):
     reference = _hf_model(name)

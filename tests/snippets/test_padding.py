@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from nlp4keras.snippets import sequence_padding, truncate_sequences
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 # -- an independent padding: nested Python lists, built loop by loop -------
 
 

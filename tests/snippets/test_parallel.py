@@ -24,6 +24,8 @@ import pytest
 from nlp4keras.snippets import parallel_apply, parallel_apply_generator
 from nlp4keras.snippets.parallel import _worker_seeds
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 WORKER_FUNCS = '''
 import os, random, time
 import numpy as np

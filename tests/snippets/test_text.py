@@ -20,6 +20,8 @@ from nlp4keras.snippets import (
     to_array,
 )
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 # -- text_segmentate ------------------------------------------------------
 
 TEXT = "今天天气很好。我们去公园玩吧！好的\n明天见"

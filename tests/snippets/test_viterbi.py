@@ -9,6 +9,8 @@ import pytest
 
 from nlp4keras.snippets import ViterbiDecoder
 
+pytestmark = pytest.mark.backend_free  # tests/lanes.py: first lane of `make test` only
+
 
 def brute_force_best(nodes, trans, starts=None, ends=None):
     """The best path by scoring all K ** T of them."""
