@@ -46,24 +46,24 @@ def current_lane(value=None):
     return lane, lanes
 
 
-def lane_of(item, case_index, lanes):
-    """The lane that runs `item`: 0 for backend_free tests; for spread ones
-    case `case_index` of its test function, dealt from a lane that depends
-    on the function's name (so small matrices do not all start in lane 0)."""
-    if item.get_closest_marker("backend_free"):
-        return 0
-    start = zlib.crc32(item.nodeid.split("[")[0].encode())
-    return (start + case_index) % lanes
+def lane_of(function, case_index, lanes):
+    """The lane of case `case_index` of a spread test function (its node id
+    without the case): dealt from a lane that depends on the function's
+    name, so small matrices do not all start in lane 0."""
+    return (zlib.crc32(function.encode()) + case_index) % lanes
 
 
 def split_items(items, lane, lanes):
     """(kept, left to other lanes) of the collected items."""
     kept, left, cases = [], [], {}
     for item in items:
-        if not (item.get_closest_marker("backend_free") or item.get_closest_marker("spread")):
-            kept.append(item)
-            continue
-        function = item.nodeid.split("[")[0]
-        index = cases[function] = cases.get(function, -1) + 1
-        (kept if lane_of(item, index, lanes) == lane else left).append(item)
+        if item.get_closest_marker("backend_free"):
+            runs_in = 0
+        elif item.get_closest_marker("spread"):
+            function = item.nodeid.split("[")[0]
+            cases[function] = cases.get(function, -1) + 1
+            runs_in = lane_of(function, cases[function], lanes)
+        else:
+            runs_in = lane
+        (kept if runs_in == lane else left).append(item)
     return kept, left
